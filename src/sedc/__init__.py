@@ -1,0 +1,56 @@
+"""sedc: fast, exact SEDC / SEDC-T counterfactual explanations for PyTorch image classifiers.
+
+>>> import sedc
+>>> model = sedc.models.load()                                    # doctest: +SKIP
+>>> e = sedc.explain(photo, model.module)                         # doctest: +SKIP
+>>> print(model.labels[e.original_class], "->", model.labels[e.new_class], e.segments)  # doctest: +SKIP
+"""
+
+from importlib import import_module
+from typing import Any
+
+from .compat import (
+    create_explanation_mask,
+    create_perturbation_mask,
+    create_perturbed_image,
+    sedc_pytorch,
+    sedc_pytorch_batch,
+)
+from .engine import explain
+from .explanation import Explanation
+from .perturbation import MODES
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MODES",
+    "Explanation",
+    "create_explanation_mask",
+    "create_perturbation_mask",
+    "create_perturbed_image",
+    "explain",
+    "explain_many",
+    "models",
+    "plot",
+    "reference",
+    "sedc_pytorch",
+    "sedc_pytorch_batch",
+    "segment",
+]
+
+_LAZY = {
+    "segment": ("sedc.segmentation", "segment"),
+    "plot": ("sedc.visualize", "plot"),
+    "explain_many": ("sedc.many", "explain_many"),
+    "models": ("sedc.models", None),
+    "reference": ("sedc.reference", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the heavier submodules (matplotlib, scikit-image, model packages) on first use."""
+    if name in _LAZY:
+        module_name, attr = _LAZY[name]
+        module = import_module(module_name)
+        return module if attr is None else getattr(module, attr)
+    raise AttributeError(f"module 'sedc' has no attribute {name!r}")

@@ -1,0 +1,355 @@
+"""``sedc.explain``: the fast SEDC / SEDC-T engine.
+
+The pieces: :mod:`sedc.perturbation` builds the fill and composes candidate batches on the
+device, :mod:`sedc.search` decides which segment sets to evaluate, :mod:`sedc.evaluation` runs the
+model. :class:`Job` ties them together for one image so that a driver (:func:`run_jobs`) can
+evaluate the candidates of one or many searches in shared batches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ._inputs import as_image_tensor, as_segments, module_device, positive_number, resolve_device
+from .evaluation import Evaluator, check_batch_size
+from .explanation import Explanation
+from .perturbation import Composer, check_mode, make_fill, mode_name, segment_index
+from .search import Pruner, Scores, Search
+
+
+@dataclass
+class Prepared:
+    """An image made ready for the search: tensors on the device, segments, fill, composer."""
+
+    image: torch.Tensor
+    segments: np.ndarray
+    labels: np.ndarray
+    composer: Composer
+    mode: str
+
+
+@dataclass
+class Job:
+    """One image's search (and optional pruning), with its limits and bookkeeping."""
+
+    prepared: Prepared
+    target: int | None
+    max_time: float | None
+    max_evals: int | None
+    prune: bool
+    started: float = field(default_factory=time.perf_counter)
+    search: Search | None = None
+    pruner: Pruner | None = None
+    original_class: int = -1
+    original_score: float = float("nan")
+    n_evaluations: int = 0
+    finished: float | None = None
+
+    @property
+    def phase(self) -> Search | Pruner | None:
+        """The state machine that currently proposes candidates."""
+        if self.search is None:
+            return None
+        if not self.search.done:
+            return self.search
+        if self.pruner is not None and not self.pruner.done:
+            return self.pruner
+        return None
+
+    @property
+    def done(self) -> bool:
+        return self.search is not None and self.phase is None
+
+    def start(self, scores: Scores) -> None:
+        """Start the search from the scores of the unperturbed image (one row); starts the clock."""
+        self.started = time.perf_counter()
+        self.n_evaluations = 1
+        self.original_class = int(scores.predicted[0])
+        self.original_score = float(scores.top[0])
+        if self.target is not None and self.target == self.original_class:
+            raise ValueError(f"target class {self.target} is already the predicted class of the image; "
+                             "choose another target or use target=None")
+        self.search = Search(len(self.prepared.labels), self.original_class, self.original_score,
+                             self.target)
+        if len(self.prepared.labels) < 2:
+            # Removing the only segment removes the whole image: that explains nothing.
+            self.search.done, self.search.stop_reason = True, "exhausted"
+        self._after_feed()
+
+    def budget(self) -> int | None:
+        """Evaluations left under ``max_evals`` (None: unlimited)."""
+        return None if self.max_evals is None else self.max_evals - self.n_evaluations
+
+    def check_limits(self) -> None:
+        """Stop the active phase when a limit is reached."""
+        phase = self.phase
+        if phase is None:
+            return
+        if self.max_time is not None and time.perf_counter() - self.started >= self.max_time:
+            phase.stop("max_time")
+        elif self.budget() is not None and self.budget() <= 0:
+            phase.stop("max_evals")
+        self._after_feed()
+
+    def take(self, n: int) -> list[int]:
+        """Up to ``n`` candidates of the active phase, respecting ``max_evals``."""
+        self.check_limits()
+        phase = self.phase
+        if phase is None:
+            return []
+        budget = self.budget()
+        return phase.take(n if budget is None else min(n, budget))
+
+    def feed(self, sets: list[int], scores: Scores) -> None:
+        """Hand scores back to the phase that proposed ``sets``."""
+        phase = self.phase
+        phase.feed(sets, scores)
+        self.n_evaluations += len(sets)
+        self._after_feed()
+
+    def _after_feed(self) -> None:
+        search = self.search
+        if search.done and search.best is not None and self.prune and self.pruner is None:
+            self.pruner = Pruner(search)
+        if self.done and self.finished is None:
+            self.finished = time.perf_counter()
+
+    def original_tensor(self, n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-row original and target class indices for ``n`` candidates."""
+        original = torch.full((n,), self.original_class, dtype=torch.long, device=device)
+        target = self.original_class if self.target is None else self.target
+        return original, torch.full((n,), target, dtype=torch.long, device=device)
+
+
+def prepare(image: Any, segments: Any, mode: Any, device: torch.device, seed: int,
+            channels_last: bool = False) -> Prepared:
+    """Validate and move one image to ``device``; segment it if needed; compute its fill."""
+    check_mode(mode)
+    tensor = as_image_tensor(image).to(device)
+    height, width = tensor.shape[2:]
+    if segments is None:
+        from .segmentation import segment
+
+        segments = segment(tensor, "quickshift")
+    segments = as_segments(segments, height, width)
+    labels, index = segment_index(segments, device)
+    fill = make_fill(tensor, torch.from_numpy(segments).to(device), mode, seed=seed)
+    composer = Composer(tensor, fill, index, len(labels), channels_last=channels_last)
+    return Prepared(tensor, segments, labels, composer, mode_name(mode))
+
+
+def run_jobs(jobs: Sequence[Job], evaluator: Evaluator) -> None:
+    """Drive ``jobs`` (already started) to completion, packing candidates into shared batches.
+
+    Candidates are taken from the jobs in order until a batch is full, so a single job's search
+    sees exactly the batches it would see alone, only bigger.
+    """
+    active = [job for job in jobs if not job.done]
+    while active:
+        batch: list[tuple[Job, list[int]]] = []
+        room = evaluator.sizer.size
+        for job in active:
+            if room <= 0:
+                break
+            sets = job.take(room)
+            if sets:
+                batch.append((job, sets))
+                room -= len(sets)
+        if batch:
+            _evaluate(batch, evaluator)
+        active = [job for job in active if not job.done]
+
+
+def _evaluate(batch: list[tuple[Job, list[int]]], evaluator: Evaluator) -> None:
+    device = evaluator.device
+    originals, targets, all_sets = [], [], []
+    for job, sets in batch:
+        o, t = job.original_tensor(len(sets), device)
+        originals.append(o)
+        targets.append(t)
+        all_sets.append(sets)
+    if len(batch) == 1:
+        job, sets = batch[0]
+        scores = evaluator.score_sets(job.prepared.composer.compose, sets, originals[0], targets[0])
+        job.feed(sets, scores)
+        return
+    flat = [(k, s) for k, (_, sets) in enumerate(batch) for s in sets]
+
+    def compose(items: list[tuple[int, int]]) -> torch.Tensor:
+        parts, start = [], 0
+        while start < len(items):
+            k = items[start][0]
+            stop = start
+            while stop < len(items) and items[stop][0] == k:
+                stop += 1
+            parts.append(batch[k][0].prepared.composer.compose([s for _, s in items[start:stop]]))
+            start = stop
+        return torch.cat(parts)
+
+    scores = evaluator.score_sets(compose, flat, torch.cat(originals), torch.cat(targets))
+    start = 0
+    for job, sets in batch:
+        job.feed(sets, scores.slice(start, start + len(sets)))
+        start += len(sets)
+
+
+def evaluate_originals(jobs: Sequence[Job], evaluator: Evaluator) -> None:
+    """Evaluate the unperturbed image of each job, validate its target, and start its search."""
+    for job in jobs:
+        row = evaluator.forward(job.prepared.image)[0].float().cpu()
+        if job.target is not None and not job.target < row.shape[0]:
+            raise ValueError(f"target must be a class index in 0..{row.shape[0] - 1}; got {job.target}")
+        predicted = int(row.argmax())
+        target = predicted if job.target is None else job.target
+        job.start(Scores(np.array([predicted]), np.array([float(row[predicted])]),
+                         np.array([float(row[predicted])]), np.array([float(row[target])])))
+
+
+def finish(job: Job, evaluator: Evaluator) -> Explanation:
+    """Build the :class:`Explanation` of a finished job (one extra forward for the final scores)."""
+    prepared, search = job.prepared, job.search
+    best = job.pruner.best if job.pruner is not None else search.best
+    image_cpu = prepared.image.detach().cpu()
+    index = prepared.composer.index.cpu().numpy()
+    if best is None:
+        mask = np.zeros(prepared.segments.shape, dtype=bool)
+        perturbed = image_cpu.clone()
+        new_class, new_score, class_score = job.original_class, job.original_score, job.original_score
+        segments: list[int] = []
+    else:
+        members = np.array([(best.bits >> i) & 1 for i in range(len(prepared.labels))], dtype=bool)
+        mask = members[index]
+        segments = [int(x) for x in prepared.labels[members]]
+        perturbed = prepared.composer.compose([best.bits]).float().contiguous().cpu()
+        new_class, new_score, class_score = best.predicted, best.top, best.original
+    explanation_image = image_cpu[0].permute(1, 2, 0).numpy() * mask[:, :, None]
+    return Explanation(
+        segments=segments, found=best is not None, original_class=job.original_class,
+        original_score=job.original_score, new_class=int(new_class), new_score=float(new_score),
+        original_class_score=float(class_score), target=job.target, mode=prepared.mode,
+        n_evaluations=job.n_evaluations, elapsed=(job.finished or time.perf_counter()) - job.started,
+        stop_reason=search.stop_reason or "exhausted", n_segments=len(prepared.labels), mask=mask,
+        perturbed_image=perturbed, explanation_image=explanation_image.astype(np.float32),
+        image=image_cpu, segmentation=prepared.segments,
+    )
+
+
+def check_target(target: Any) -> int | None:
+    """Validate the type of ``target`` (range is checked against the model's output)."""
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+        raise TypeError(f"target must be None or an integer class index; got {target!r}")
+    if target < 0:
+        raise ValueError(f"target must be a class index >= 0; got {target}")
+    return int(target)
+
+
+def classifier_device(classifier: Any, device: Any) -> torch.device:
+    """Resolve ``device`` against the classifier's parameters; refuse a mismatch."""
+    if not callable(classifier):
+        raise TypeError(f"classifier must be a torch.nn.Module or a callable mapping (B, C, H, W) "
+                        f"tensors to (B, K) scores; got {type(classifier).__name__}")
+    own = module_device(classifier)
+    dev = resolve_device(device, own)
+    if own is not None and own.type != dev.type:
+        raise ValueError(f"the classifier's parameters are on {own} but device is {dev}; move the "
+                         f"model first (model.to({str(dev)!r})) or pass device={str(own)!r}")
+    return dev
+
+
+def explain(
+    image: Any,
+    classifier: Any,
+    segments: Any = None,
+    *,
+    mode: Any = "blur",
+    target: int | None = None,
+    device: Any = None,
+    batch_size: int | str = "auto",
+    max_time: float | None = None,
+    max_evals: int | None = None,
+    seed: int = 0,
+    prune: bool = False,
+    autocast: bool = False,
+    channels_last: bool | str = "auto",
+) -> Explanation:
+    """Explain one prediction with a SEDC (or SEDC-T) counterfactual.
+
+    Parameters
+    ----------
+    image : torch.Tensor, numpy.ndarray or PIL.Image.Image
+        (C, H, W) or (1, C, H, W) tensor; (H, W, C) array, float in [0, 1] or uint8; or PIL image.
+        The model sees exactly these pixels (wrap normalisation into the classifier).
+    classifier : torch.nn.Module or callable
+        Maps a (B, C, H, W) float tensor to (B, K) scores, used as returned (no softmax is added).
+    segments : array or tensor of shape (H, W), optional
+        Integer label per pixel (any labels). ``None`` runs quickshift(kernel_size=4,
+        max_dist=200, ratio=0.2), the paper's setting.
+    mode : str, callable or tensor
+        ``"mean"``, ``"blur"``, ``"random"``, ``"inpaint"``, ``"inpaint_telea"``, ``"harmonic"``
+        (PyTorch-native inpainting), a callable ``(image, segments) -> fill``, or a fill image.
+    target : int, optional
+        Run SEDC-T toward this class.
+    device : str or torch.device, optional
+        Where to compose candidates and run the model; defaults to the model's device.
+    batch_size : int or "auto"
+        Candidates per model call; ``"auto"`` measures and picks the fastest.
+    max_time : float, optional
+        Stop after this many seconds (``stop_reason="max_time"``).
+    max_evals : int, optional
+        Stop after this many model evaluations, the unperturbed image included.
+    seed : int
+        Seed of the ``random`` fill.
+    prune : bool
+        After finding a counterfactual, drop segments while the class stays changed.
+    autocast : bool
+        On CUDA, run the model in float16 autocast (faster; scores may differ slightly).
+    channels_last : bool or "auto"
+        Feed channels-last batches; ``"auto"`` enables it for 4-D conv models on CPU and CUDA.
+
+    Returns
+    -------
+    Explanation
+        The counterfactual (``found=False`` with the reason when none was found).
+
+    Examples
+    --------
+    >>> import sedc
+    >>> model = sedc.models.load("efficientnet-lite0")          # doctest: +SKIP
+    >>> e = sedc.explain(photo, model.module, mode="blur")      # doctest: +SKIP
+    >>> e.segments, model.labels[e.new_class]                   # doctest: +SKIP
+    """
+    dev = classifier_device(classifier, device)
+    evaluator = Evaluator(classifier, dev, check_batch_size(batch_size), autocast=autocast)
+    job = make_job(image, segments, mode=mode, target=target, device=dev, max_time=max_time,
+                   max_evals=max_evals, seed=seed, prune=prune,
+                   channels_last=use_channels_last(channels_last, classifier, dev))
+    evaluate_originals([job], evaluator)
+    run_jobs([job], evaluator)
+    return finish(job, evaluator)
+
+
+def make_job(image: Any, segments: Any, *, mode: Any, target: Any, device: torch.device,
+             max_time: Any, max_evals: Any, seed: int, prune: bool, channels_last: bool) -> Job:
+    """Validate the per-image options and prepare a :class:`Job` (no model calls)."""
+    max_time = positive_number("max_time", max_time)
+    max_evals = positive_number("max_evals", max_evals, integer=True)
+    target = check_target(target)
+    prepared = prepare(image, segments, mode, device, seed, channels_last=channels_last)
+    return Job(prepared, target, max_time, max_evals, bool(prune))
+
+
+def use_channels_last(option: bool | str, classifier: Any, device: torch.device) -> bool:
+    """Resolve ``channels_last="auto"``: on for modules with 2-D convolutions."""
+    if option == "auto":
+        return isinstance(classifier, torch.nn.Module) and any(
+            isinstance(m, torch.nn.Conv2d) for m in classifier.modules())
+    if not isinstance(option, bool):
+        raise TypeError(f"channels_last must be True, False or 'auto'; got {option!r}")
+    return option

@@ -1,0 +1,106 @@
+"""The result of one SEDC / SEDC-T search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+STOP_REASONS = ("found", "exhausted", "max_time", "max_evals")
+
+
+@dataclass
+class Explanation:
+    """A counterfactual explanation of one image.
+
+    Attributes
+    ----------
+    segments : list of int
+        Labels of the removed segments, ascending. Empty when nothing was found.
+    found : bool
+        Whether a counterfactual was found.
+    original_class, original_score :
+        Predicted class of the unperturbed image and its score.
+    new_class, new_score :
+        Predicted class of the counterfactual and its score (equal to the original ones when
+        nothing was found).
+    original_class_score : float
+        Score of ``original_class`` on the counterfactual image.
+    target : int or None
+        The SEDC-T target class, or None for plain SEDC.
+    mode : str
+        The fill mode (``"custom"`` for a callable or a ready fill).
+    n_evaluations : int
+        Model evaluations used, the unperturbed image included.
+    elapsed : float
+        Wall-clock seconds of the search (fill and segmentation excluded).
+    stop_reason : str
+        ``"found"``, ``"exhausted"``, ``"max_time"`` or ``"max_evals"``.
+    n_segments : int
+        Number of distinct segments in the image.
+    mask : numpy.ndarray
+        (H, W) bool, True on the removed segments.
+    perturbed_image : torch.Tensor
+        (1, C, H, W) CPU tensor: the image with the segments removed.
+    explanation_image : numpy.ndarray
+        (H, W, C) array: the image inside the removed segments, zeros elsewhere (the seed's output).
+    image : torch.Tensor
+        (1, C, H, W) CPU tensor: the explained image.
+    segmentation : numpy.ndarray
+        (H, W) integer label map used by the search.
+    """
+
+    segments: list[int]
+    found: bool
+    original_class: int
+    original_score: float
+    new_class: int
+    new_score: float
+    original_class_score: float
+    target: int | None
+    mode: str
+    n_evaluations: int
+    elapsed: float
+    stop_reason: str
+    n_segments: int
+    mask: np.ndarray = field(repr=False)
+    perturbed_image: torch.Tensor = field(repr=False)
+    explanation_image: np.ndarray = field(repr=False)
+    image: torch.Tensor = field(repr=False)
+    segmentation: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (no arrays)."""
+        return {
+            "found": bool(self.found),
+            "segments": [int(s) for s in self.segments],
+            "original_class": int(self.original_class),
+            "original_score": float(self.original_score),
+            "new_class": int(self.new_class),
+            "new_score": float(self.new_score),
+            "original_class_score": float(self.original_class_score),
+            "target": None if self.target is None else int(self.target),
+            "mode": self.mode,
+            "n_evaluations": int(self.n_evaluations),
+            "elapsed_s": float(self.elapsed),
+            "stop_reason": self.stop_reason,
+            "n_segments_total": int(self.n_segments),
+        }
+
+    def as_tuple(self) -> tuple[np.ndarray, list[int], torch.Tensor, int, int]:
+        """The seed API's 5-tuple.
+
+        Returns
+        -------
+        (explanation, segments_in_explanation, perturbation, new_class, predicted_class_index)
+        """
+        return (self.explanation_image, list(self.segments), self.perturbed_image,
+                int(self.new_class), int(self.original_class))
+
+    def plot(self, labels: Sequence[str] | None = None, path: Any = None, **kwargs: Any):
+        """Draw original | highlighted regions | counterfactual; see :func:`sedc.plot`."""
+        from .visualize import plot
+
+        return plot(self, labels=labels, path=path, **kwargs)

@@ -1,0 +1,240 @@
+"""Fills ("perturbed images") and the composition of candidate images on the device.
+
+A *fill* is an image the size of the input whose pixels replace those of removed segments
+(SEDC.md, "Fill"). It is computed once per explanation. Candidate images for a batch of segment
+sets are then composed in one tensor operation from a per-pixel segment index.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._inputs import as_image_tensor
+
+MODES = ("mean", "blur", "random", "inpaint", "inpaint_telea", "harmonic")
+"""Built-in fill modes. ``harmonic`` is the PyTorch-native inpainting (all segments at once)."""
+
+BLUR_KSIZE = 31
+
+def opencv_sigma(ksize: int) -> float:
+    """OpenCV's Gaussian sigma for ``sigma=0``: ``0.3 * ((ksize - 1) / 2 - 1) + 0.8``."""
+    return 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8
+
+
+def gaussian_kernel1d(ksize: int, sigma: float, device: torch.device) -> torch.Tensor:
+    """Normalised 1-D Gaussian kernel as OpenCV's ``getGaussianKernel`` computes it."""
+    x = np.arange(ksize, dtype=np.float64) - (ksize - 1) / 2.0
+    kernel = np.exp(-(x * x) / (2.0 * sigma * sigma))
+    kernel /= kernel.sum()
+    return torch.as_tensor(kernel, dtype=torch.float32, device=device)
+
+
+def gaussian_blur(image: torch.Tensor, ksize: int = BLUR_KSIZE, sigma: float | None = None) -> torch.Tensor:
+    """Separable Gaussian blur on the image's device, matching ``cv2.GaussianBlur(img, (k, k), 0)``.
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        (1, C, H, W) float tensor.
+    ksize : int
+        Odd kernel size.
+    sigma : float, optional
+        Standard deviation; ``None`` uses OpenCV's rule for ``sigma=0``.
+
+    Returns
+    -------
+    torch.Tensor
+        Blurred (1, C, H, W) tensor; borders are reflected as OpenCV's BORDER_REFLECT_101.
+    """
+    if ksize < 1 or ksize % 2 == 0:
+        raise ValueError(f"ksize must be a positive odd integer; got {ksize}")
+    sigma = opencv_sigma(ksize) if sigma is None else float(sigma)
+    pad = ksize // 2
+    channels, height, width = image.shape[1:]
+    if height <= pad or width <= pad:
+        return _opencv_blur(image, ksize, sigma)
+    kernel = gaussian_kernel1d(ksize, sigma, image.device)
+    x = F.pad(image.float(), (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, ksize, 1).expand(channels, 1, ksize, 1), groups=channels)
+    x = F.conv2d(x, kernel.view(1, 1, 1, ksize).expand(channels, 1, 1, ksize), groups=channels)
+    return x
+
+
+def _opencv_blur(image: torch.Tensor, ksize: int, sigma: float) -> torch.Tensor:
+    """OpenCV fallback for images smaller than the kernel's reach (torch cannot reflect-pad them)."""
+    import cv2
+
+    array = image[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+    out = cv2.GaussianBlur(array, (ksize, ksize), sigma)
+    if out.ndim == 2:
+        out = out[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None].to(image.device)
+
+
+def random_fill_array(height: int, width: int, channels: int, seed: int) -> np.ndarray:
+    """Uniform noise in [0, 1), (H, W, C) float32, from ``numpy.random.default_rng(seed)``.
+
+    Drawn on the host so that the same seed gives the same fill on every device.
+    """
+    return np.random.default_rng(seed).random((height, width, channels), dtype=np.float32)
+
+
+def make_fill(
+    image: torch.Tensor,
+    segments: torch.Tensor,
+    mode: Any = "blur",
+    *,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Compute the fill for ``mode`` on the image's device.
+
+    Parameters
+    ----------
+    image : torch.Tensor
+        (1, C, H, W) float tensor.
+    segments : torch.Tensor
+        (H, W) integer tensor of segment labels on the image's device.
+    mode : str, callable, torch.Tensor or numpy.ndarray
+        One of :data:`MODES`; a callable ``(image, segments) -> fill`` receiving the (1, C, H, W)
+        image tensor and the (H, W) label tensor on the device; or a ready fill image.
+    seed : int
+        Seed of the ``random`` fill.
+
+    Returns
+    -------
+    torch.Tensor
+        (1, C, H, W) float32 fill on the image's device.
+    """
+    if isinstance(mode, str):
+        return _builtin_fill(image, segments, mode, seed)
+    if isinstance(mode, (torch.Tensor, np.ndarray)):
+        return _check_fill(mode, image, "the fill image passed as mode")
+    if callable(mode):
+        name = getattr(mode, "__name__", type(mode).__name__)
+        return _check_fill(mode(image, segments), image, f"the fill returned by {name}()")
+    raise TypeError(f"mode must be one of {list(MODES)}, a callable (image, segments) -> fill, "
+                    f"or a fill image; got {type(mode).__name__}")
+
+
+def mode_name(mode: Any) -> str:
+    """Name of a mode for reports: the string itself, or ``"custom"``."""
+    return mode if isinstance(mode, str) else "custom"
+
+
+def check_mode(mode: Any) -> None:
+    """Raise a ValueError for an unknown mode name (listing the valid ones)."""
+    if isinstance(mode, str) and mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes are {', '.join(map(repr, MODES))}, "
+                         "a callable (image, segments) -> fill, or a fill image")
+    if not isinstance(mode, (str, torch.Tensor, np.ndarray)) and not callable(mode):
+        raise TypeError(f"mode must be one of {list(MODES)}, a callable (image, segments) -> fill, "
+                        f"or a fill image; got {type(mode).__name__}")
+
+
+def _builtin_fill(image: torch.Tensor, segments: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
+    check_mode(mode)
+    _, channels, height, width = image.shape
+    if mode == "mean":
+        return image.mean(dim=(2, 3), keepdim=True).expand_as(image).contiguous()
+    if mode == "blur":
+        return gaussian_blur(image)
+    if mode == "random":
+        noise = random_fill_array(height, width, channels, seed)
+        return torch.from_numpy(noise.transpose(2, 0, 1).copy())[None].to(image.device)
+    if mode == "harmonic":
+        from .inpaint import harmonic_inpaint
+
+        labels = torch.unique(segments, return_inverse=True)[1]
+        return harmonic_inpaint(image, labels)
+    from .inpaint import opencv_inpaint
+
+    array = image[0].permute(1, 2, 0).cpu().numpy()
+    filled = opencv_inpaint(array, segments.cpu().numpy(), method="telea" if mode == "inpaint_telea" else "ns")
+    return torch.from_numpy(np.ascontiguousarray(filled.transpose(2, 0, 1)))[None].to(image.device)
+
+
+def _check_fill(fill: Any, image: torch.Tensor, what: str) -> torch.Tensor:
+    if isinstance(fill, np.ndarray):
+        fill = as_image_tensor(fill)
+    if not isinstance(fill, torch.Tensor):
+        raise TypeError(f"{what} must be a torch tensor (1, C, H, W)/(C, H, W) or a numpy (H, W, C) "
+                        f"array; got {type(fill).__name__}")
+    if fill.ndim == 3:
+        fill = fill[None]
+    if tuple(fill.shape) != tuple(image.shape):
+        raise ValueError(f"{what} has shape {tuple(fill.shape)}; it must match the image, "
+                         f"{tuple(image.shape)}")
+    fill = fill.detach().to(device=image.device, dtype=torch.float32)
+    if not torch.isfinite(fill).all():
+        raise ValueError(f"{what} contains NaN or infinite values")
+    return fill
+
+
+class Composer:
+    """Builds batches of candidate images from segment sets, on the device, in one operation.
+
+    Parameters
+    ----------
+    image, fill : torch.Tensor
+        (1, C, H, W) tensors on the target device.
+    index : torch.Tensor
+        (H, W) long tensor mapping each pixel to its segment's position 0..N-1.
+    n_segments : int
+        N.
+    channels_last : bool
+        Return batches in channels-last memory format.
+    """
+
+    def __init__(self, image: torch.Tensor, fill: torch.Tensor, index: torch.Tensor, n_segments: int,
+                 channels_last: bool = False) -> None:
+        self.image = image
+        self.fill = fill
+        self.index = index
+        self.n_segments = n_segments
+        self.channels_last = channels_last
+        self._nbytes = max(1, math.ceil(n_segments / 8))
+
+    def membership(self, sets: Sequence[int]) -> torch.Tensor:
+        """(B, N) bool tensor on the device from segment sets given as bit masks."""
+        raw = b"".join(s.to_bytes(self._nbytes, "little") for s in sets)
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(len(sets), self._nbytes),
+                             axis=1, bitorder="little")[:, : self.n_segments]
+        return torch.from_numpy(bits.astype(bool)).to(self.image.device, non_blocking=True)
+
+    def compose(self, sets: Sequence[int]) -> torch.Tensor:
+        """(B, C, H, W) candidate images: the fill on each set's segments, the image elsewhere."""
+        pixel_mask = self.membership(sets)[:, self.index].unsqueeze(1)
+        batch = torch.where(pixel_mask, self.fill, self.image)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+
+def segment_index(segments: np.ndarray, device: torch.device) -> tuple[np.ndarray, torch.Tensor]:
+    """Sorted unique labels and the (H, W) per-pixel position of each pixel's label, on ``device``."""
+    labels, inverse = np.unique(segments, return_inverse=True)
+    index = torch.from_numpy(inverse.reshape(segments.shape).astype(np.int64)).to(device)
+    return labels, index
+
+
+def mask_from_bits(bits: int, index: np.ndarray) -> np.ndarray:
+    """(H, W) bool mask of the segments whose positions are set in ``bits``."""
+    members = np.array([(bits >> i) & 1 for i in range(int(index.max()) + 1)], dtype=bool)
+    return members[index]
+
+
+def bits_to_positions(bits: int) -> list[int]:
+    """Positions of the set bits, ascending."""
+    out, pos = [], 0
+    while bits:
+        if bits & 1:
+            out.append(pos)
+        bits >>= 1
+        pos += 1
+    return out
+
