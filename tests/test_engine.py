@@ -1,0 +1,241 @@
+"""explain(): input validation, fills, outputs, and the seed API, on small models."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import sedc
+from sedc.perturbation import gaussian_blur, make_fill
+
+from conftest import RegionModel, grid_segments, load_photo, zeros_fill
+
+
+class TinyNet(torch.nn.Module):
+    """A random-weight conv net: (B, 3, H, W) -> (B, 5) logits."""
+
+    def __init__(self, classes: int = 5) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Linear(8, classes)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return load_photo("coffee", 32)
+
+
+@pytest.fixture(scope="module")
+def seg32():
+    """16 cells: small enough that even an exhaustive search (2**16 sets) is never run by accident."""
+    return grid_segments(4, 4, cell=8)
+
+
+@pytest.fixture(scope="module")
+def seg4():
+    """4 cells: an exhaustive search costs at most 16 evaluations."""
+    return grid_segments(2, 2, cell=16)
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("image, error, match", [
+    (np.zeros((3, 32, 32), np.float32), ValueError, "channels-first"),
+    (np.zeros((2, 2, 2, 2), np.float32), ValueError, "accepted layouts"),
+    (torch.zeros(2, 3, 8, 8), ValueError, "accepted layouts"),
+    (np.full((8, 8, 3), 2.0, np.float32), ValueError, r"\[0, 1\]"),
+    (np.array([[[np.nan] * 3] * 8] * 8, np.float32), ValueError, "NaN"),
+    (torch.full((3, 8, 8), float("inf")), ValueError, "NaN or infinite"),
+    ([[0.0]], TypeError, "image must be"),
+])
+def test_bad_images(image, error, match):
+    with pytest.raises(error, match=match):
+        sedc.explain(image, TinyNet(), np.zeros((8, 8), np.int64))
+
+
+def test_segments_shape_must_match_the_image(photo):
+    with pytest.raises(ValueError, match=r"segments has shape \(16, 16\) but the image is 32x32"):
+        sedc.explain(photo, TinyNet(), np.zeros((16, 16), np.int64))
+
+
+def test_segments_must_be_integer_labels(photo):
+    with pytest.raises(ValueError, match="integer labels"):
+        sedc.explain(photo, TinyNet(), np.full((32, 32), 0.5))
+    with pytest.raises(TypeError, match="segments must be"):
+        sedc.explain(photo, TinyNet(), [[0]])
+
+
+def test_unknown_mode_lists_the_valid_ones(photo, seg32):
+    with pytest.raises(ValueError, match=r"unknown mode 'gauss'.*'mean', 'blur', 'random', 'inpaint'"):
+        sedc.explain(photo, TinyNet(), seg32, mode="gauss")
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda x: x.mean(dim=(1, 2, 3)), r"scores of shape \(B, K\); got shape \(1,\)"),
+    (lambda x: torch.zeros(x.shape[0] + 1, 4), "returned 2 rows of scores for a batch of 1"),
+    (lambda x: [0.1, 0.9], "must return a \\(B, K\\) tensor"),
+    (lambda x: torch.zeros(x.shape[0], 1), "at least 2 classes"),
+])
+def test_classifier_output_is_checked(photo, seg32, bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        sedc.explain(photo, bad, seg32)
+
+
+def test_target_is_checked(photo, seg32):
+    model = TinyNet()
+    predicted = int(model(torch.from_numpy(photo).permute(2, 0, 1)[None]).argmax())
+    with pytest.raises(ValueError, match=r"class index in 0\.\.4; got 7"):
+        sedc.explain(photo, model, seg32, target=7)
+    with pytest.raises(ValueError, match="already the predicted class"):
+        sedc.explain(photo, model, seg32, target=predicted)
+    with pytest.raises(ValueError, match=">= 0"):
+        sedc.explain(photo, model, seg32, target=-1)
+    with pytest.raises(TypeError, match="integer class index"):
+        sedc.explain(photo, model, seg32, target="tabby")
+
+
+@pytest.mark.parametrize("option, value, error", [
+    ("max_time", 0, ValueError), ("max_time", -1.0, ValueError), ("max_time", "1", TypeError),
+    ("max_evals", 0, ValueError), ("max_evals", 2.5, TypeError),
+    ("batch_size", 0, ValueError), ("batch_size", "big", TypeError), ("batch_size", True, TypeError),
+])
+def test_limits_must_be_positive(photo, seg32, option, value, error):
+    with pytest.raises(error, match=option):
+        sedc.explain(photo, TinyNet(), seg32, **{option: value})
+
+
+def test_device_mismatch_is_explained(photo, seg32):
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        sedc.explain(photo, TinyNet(), seg32, device="cuda")
+
+
+def test_validation_is_not_done_with_assert():
+    import pathlib
+
+    for path in pathlib.Path(sedc.__file__).parent.glob("*.py"):
+        assert "\n    assert " not in path.read_text(), path
+
+
+# ---------------------------------------------------------------------------- fills
+def test_blur_equals_opencv():
+    image = load_photo("chelsea", 224)
+    ours = gaussian_blur(torch.from_numpy(image).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    theirs = cv2.GaussianBlur(image, (31, 31), 0)
+    assert np.abs(ours - theirs).max() < 1e-5
+
+
+def test_blur_of_an_image_smaller_than_the_kernel_equals_opencv():
+    image = np.random.default_rng(0).random((10, 12, 3), dtype=np.float32)
+    ours = gaussian_blur(torch.from_numpy(image).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    assert np.abs(ours - cv2.GaussianBlur(image, (31, 31), 0)).max() < 1e-5
+
+
+@pytest.mark.parametrize("mode", sedc.MODES)
+def test_each_fill_has_the_right_shape_dtype_device_and_range(photo, seg32, mode):
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    fill = make_fill(image, torch.from_numpy(seg32), mode)
+    assert fill.shape == image.shape and fill.dtype == torch.float32 and fill.device == image.device
+    assert torch.isfinite(fill).all() and fill.min() >= 0 and fill.max() <= 1
+    assert not torch.equal(fill, image)
+
+
+def test_mean_fill_is_the_per_channel_mean(photo, seg32):
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    fill = make_fill(image, torch.from_numpy(seg32), "mean")
+    assert torch.allclose(fill[0, :, 5, 7], torch.from_numpy(photo.reshape(-1, 3).mean(0)), atol=1e-6)
+
+
+def test_random_fill_is_reproducible_with_seed(photo, seg32):
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    seg = torch.from_numpy(seg32)
+    assert torch.equal(make_fill(image, seg, "random", seed=3), make_fill(image, seg, "random", seed=3))
+    assert not torch.equal(make_fill(image, seg, "random", seed=3), make_fill(image, seg, "random", seed=4))
+    a = sedc.explain(photo, TinyNet(), seg32, mode="random", seed=5, max_evals=100)
+    b = sedc.explain(photo, TinyNet(), seg32, mode="random", seed=5, max_evals=100)
+    assert torch.equal(a.perturbed_image, b.perturbed_image) and a.segments == b.segments
+
+
+def test_custom_fill_callable_and_ready_fill(photo, seg32, seg4):
+    seen = {}
+
+    def grey(image, segments):
+        seen["args"] = (image.shape, segments.shape)
+        return torch.full_like(image, 0.5)
+
+    a = sedc.explain(photo, TinyNet(), seg4, mode=grey)
+    assert seen["args"] == ((1, 3, 32, 32), (32, 32)) and a.mode == "custom"
+    b = sedc.explain(photo, TinyNet(), seg4, mode=np.full((32, 32, 3), 0.5, np.float32))
+    assert a.segments == b.segments and a.n_evaluations == b.n_evaluations
+    if a.found:
+        assert torch.allclose(a.perturbed_image[0, :, a.mask], torch.tensor(0.5))
+    with pytest.raises(ValueError, match=r"fill returned by bad\(\) has shape \(1, 3, 8, 8\)"):
+        def bad(image, segments):
+            return torch.zeros(1, 3, 8, 8)
+        sedc.explain(photo, TinyNet(), seg32, mode=bad)
+
+
+# ---------------------------------------------------------------------------- outputs
+def test_explanation_fields_and_seed_tuple(photo, seg32):
+    e = sedc.explain(photo, TinyNet(), seg32, mode="mean", max_evals=300)
+    assert e.stop_reason in ("found", "exhausted", "max_evals")
+    assert e.image.shape == (1, 3, 32, 32) and e.perturbed_image.shape == (1, 3, 32, 32)
+    assert e.mask.shape == (32, 32) and e.mask.dtype == bool
+    assert e.explanation_image.shape == (32, 32, 3)
+    assert np.array_equal(e.mask, np.isin(seg32, e.segments))
+    inside = e.explanation_image[e.mask]
+    assert np.allclose(inside, photo[e.mask]) and not e.explanation_image[~e.mask].any()
+    d = e.to_dict()
+    import json
+
+    assert json.loads(json.dumps(d)) == d and d["n_segments_total"] == 16
+    explanation, segments, perturbation, new_class, predicted = e.as_tuple()
+    assert segments == e.segments and new_class == e.new_class and predicted == e.original_class
+    assert isinstance(perturbation, torch.Tensor) and perturbation.shape == (1, 3, 32, 32)
+
+
+def test_seed_api_matches_explain(photo, seg4):
+    model = TinyNet()
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    e = sedc.explain(image, model, seg4, mode="mean")
+    single = sedc.sedc_pytorch(image, model, seg4, "mean", torch.device("cpu"))
+    batch = sedc.sedc_pytorch_batch(image, model, seg4, "mean", torch.device("cpu"), batch_size=8)
+    for result in (single, batch):
+        assert result[1] == e.segments and result[3] == e.new_class and result[4] == e.original_class
+
+
+def test_seed_helper_functions(photo, seg32):
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    fill = sedc.create_perturbation_mask(image, seg32, "mean", torch.device("cpu"))
+    perturbed = sedc.create_perturbed_image(image, fill, seg32, [0, 5])
+    inside = torch.from_numpy(np.isin(seg32, [0, 5]))
+    assert torch.equal(perturbed[0][:, inside], fill[0][:, inside])
+    assert torch.equal(perturbed[0][:, ~inside], image[0][:, ~inside])
+    mask = sedc.create_explanation_mask(image, seg32, [0, 5])
+    assert mask.shape == (32, 32, 3) and not mask[~inside.numpy()].any()
+
+
+def test_numpy_uint8_pil_and_tensor_inputs_agree(photo, seg4):
+    from PIL import Image
+
+    model = TinyNet()
+    as_uint8 = (photo * 255).round().astype(np.uint8)
+    results = [sedc.explain(x, model, seg4, mode="mean") for x in (
+        as_uint8, Image.fromarray(as_uint8), torch.from_numpy(as_uint8).permute(2, 0, 1),
+        torch.from_numpy(as_uint8.astype(np.float32) / 255).permute(2, 0, 1))]
+    assert len({(tuple(r.segments), r.new_class, r.n_evaluations) for r in results}) == 1
+
+
+def test_logits_are_used_as_returned():
+    # Logits with a large gap: softmax is never applied by the search (SEDC.md).
+    seg = grid_segments(2, 2)
+    model = RegionModel(seg, np.array([[-30, 0], [-30, 0], [0, 0], [0, 0]], np.float32),
+                        np.array([50.0, 0.0], np.float32))
+    e = sedc.explain(torch.ones(1, 1, 8, 8), model, seg, mode=zeros_fill)
+    assert e.original_score == 50.0 and e.segments == [0, 1] and e.new_score == 0.0
