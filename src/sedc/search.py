@@ -60,7 +60,27 @@ class Counterfactual:
     target: float
 
 
-class Search:
+class _Steps:
+    """Hands out the candidates of the current step in order (shared by Search and Pruner)."""
+
+    done: bool
+    _step: list[int]
+    _cursor: int
+
+    def available(self) -> int:
+        """Number of candidates of the current step not yet handed out."""
+        return 0 if self.done else len(self._step) - self._cursor
+
+    def take(self, n: int) -> list[int]:
+        """Hand out up to ``n`` candidates of the current step, in order."""
+        if self.done:
+            return []
+        out = self._step[self._cursor : self._cursor + n]
+        self._cursor += len(out)
+        return out
+
+
+class Search(_Steps):
     """SEDC (``target=None``) or SEDC-T search over ``n_segments`` segments.
 
     Parameters
@@ -94,19 +114,7 @@ class Search:
         self._step_found: list[Counterfactual] = []
         self._expand(0)
 
-    # -- driving interface ---------------------------------------------------------------------
-    def available(self) -> int:
-        """Number of candidates of the current step not yet handed out."""
-        return 0 if self.done else len(self._step) - self._cursor
-
-    def take(self, n: int) -> list[int]:
-        """Hand out up to ``n`` candidates of the current step, in order."""
-        if self.done:
-            return []
-        out = self._step[self._cursor : self._cursor + n]
-        self._cursor += len(out)
-        return out
-
+    # -- driving interface (available/take come from _Steps) ----------------------------------
     def feed(self, sets: Sequence[int], scores: Scores) -> None:
         """Consume the scores of candidates handed out by :meth:`take`, in the order handed out."""
         if len(sets) != len(scores):
@@ -180,7 +188,7 @@ class Search:
         return max(found, key=lambda cf: cf.target)
 
 
-class Pruner:
+class Pruner(_Steps):
     """Makes a counterfactual irreducible: drop segments while it stays a counterfactual.
 
     Each step evaluates the set minus each one of its segments (ascending label order, skipping
@@ -201,16 +209,6 @@ class Pruner:
         self._found: list[Counterfactual] = []
         self._received = 0
         self._next_step()
-
-    def available(self) -> int:
-        return 0 if self.done else len(self._step) - self._cursor
-
-    def take(self, n: int) -> list[int]:
-        if self.done:
-            return []
-        out = self._step[self._cursor : self._cursor + n]
-        self._cursor += len(out)
-        return out
 
     def feed(self, sets: Sequence[int], scores: Scores) -> None:
         search = self._search
