@@ -61,9 +61,11 @@ def is_out_of_memory(err: BaseException) -> bool:
 class BatchSizer:
     """Chooses batch sizes: fixed, or ``"auto"`` (grow while throughput improves).
 
-    ``"auto"`` starts at 1 and doubles after each measured full batch while the time per image
-    keeps dropping by at least ``min_gain``; then it settles on the fastest size seen. An
-    out-of-memory error halves the size and caps it (see :meth:`shrink`).
+    ``"auto"`` starts at 1 and doubles while the time per image keeps dropping by at least
+    ``min_gain``, then settles on the fastest size seen. Each size is judged by the best of
+    ``samples`` full batches (after one warm-up batch), which keeps a noisy machine from
+    stopping the growth early. An out-of-memory error halves the size and caps it
+    (see :meth:`shrink`).
 
     Parameters
     ----------
@@ -73,31 +75,38 @@ class BatchSizer:
         Upper bound (for example a memory cap); defaults depend on the device.
     min_gain : float
         Relative per-image time improvement needed to keep growing.
+    samples : int
+        Full batches measured per size.
     """
 
     def __init__(self, batch_size: int | str, device: torch.device, max_batch: int | None = None,
-                 min_gain: float = 0.05) -> None:
+                 min_gain: float = 0.05, samples: int = 2) -> None:
         self.auto = batch_size == "auto"
         default_cap = CUDA_MAX_BATCH if device.type == "cuda" else CPU_MAX_BATCH
         self.cap = max_batch or (default_cap if self.auto else int(batch_size))
-        self.size = 1 if self.auto else int(batch_size)
+        self.size = 1 if self.auto else min(int(batch_size), self.cap)
         self.settled = not self.auto
         self.min_gain = min_gain
+        self.samples = samples
         self.per_image: dict[int, float] = {}
+        self._seen: list[float] = []
         self._warm = False
 
     def record(self, n: int, seconds: float) -> None:
         """Record that a batch of ``n`` images took ``seconds`` in the model."""
         if self.settled or n != self.size:
             return
-        if not self._warm:  # first full batch pays one-off start-up costs
+        if not self._warm:  # the first full batch of a new shape pays one-off costs
             self._warm = True
             return
-        self.per_image[n] = seconds / n
+        self._seen.append(seconds / n)
+        if len(self._seen) < self.samples:
+            return
+        self.per_image[n], self._seen = min(self._seen), []
         best = min(self.per_image, key=self.per_image.get)
         if best == n and self.size * 2 <= self.cap and self._improved(n):
             self.size *= 2
-            self._warm = self.size <= 2  # small new shapes are cheap to warm; large ones measure at once
+            self._warm = False
         else:
             self.size, self.settled = best, True
 
@@ -111,6 +120,7 @@ class BatchSizer:
             raise MemoryError("the model ran out of device memory on a batch of one image")
         self.size = max(1, self.size // 2)
         self.cap = self.size
+        self._seen = []
         self.per_image = {k: v for k, v in self.per_image.items() if k <= self.size}
         return self.size
 
