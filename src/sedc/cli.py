@@ -111,6 +111,8 @@ examples:
   sedc explain scans/ --model mynet.pt --input-size 128 --normalize half --labels classes.txt \\
       --segmentation grid --segments 16
   sedc explain photos/ --model mypackage.models:build_net --device cuda
+  sedc explain val/ --devices all          one worker process per GPU
+  sedc explain val/ --ray auto             spread over a running Ray cluster
 """
 
 MODELS_EPILOG = """\
@@ -192,6 +194,14 @@ def _add_explain_parser(commands: Any) -> None:
     search.add_argument("--prune", action="store_true",
                         help="after finding a counterfactual, drop regions that are not needed")
     search.add_argument("--seed", type=int, default=0, help="seed of the random mode (default: 0)")
+    scale = p.add_argument_group("scale (several images are always explained together, sharing model batches)")
+    scale.add_argument("--devices", default=None, metavar="all|cuda:0,cuda:1|cpu,cpu",
+                       help="one worker process per listed device, each with its own copy of the model; "
+                            "'all' uses every GPU. Results are identical to a single-process run")
+    scale.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="run on a Ray cluster (pip install 'sedc[ray]'): no ADDRESS starts a local "
+                            "Ray; 'auto' or ray://HOST:10001 joins a cluster. One actor per GPU "
+                            "(or per CPU worker); results stream into the same results.jsonl")
     out = p.add_argument_group("output")
     _add_out_option(out, "sedc-out")
     out.add_argument("--overwrite", action="store_true",
@@ -473,6 +483,42 @@ def _segment_image(segment: Callable[..., Any], method: str, params: dict[str, A
     return segment(image, method, **params)
 
 
+def model_factory(args: argparse.Namespace) -> Callable[[], Any]:
+    """A picklable zero-argument factory of the model, for worker processes and Ray actors."""
+    return functools.partial(_build_module, args.model, args.input_size, args.normalize, args.labels)
+
+
+def _build_module(spec: str | None, input_size: int | None, normalize: str | None,
+                  labels: str | None) -> Any:
+    """Build the classifier module of ``--model`` on the CPU (the worker moves it)."""
+    from . import models
+
+    if is_builtin(spec):
+        return models.load(spec or models.DEFAULT_MODEL, device="cpu").module
+    return models.load_user_model(spec, input_size=input_size or 224, normalize=normalize or "imagenet",
+                                  labels=labels, device="cpu").module
+
+
+def stream_results(loaders: list[Any], loaded: Any, args: argparse.Namespace, target: int | None) -> Any:
+    """``(index, result)`` pairs from one process, worker processes (--devices) or Ray (--ray)."""
+    from .many import iter_explain
+
+    segmenter = make_segmenter(args.segmentation, args.segments)
+    options = explain_options(args, target)
+    if args.ray is not None:
+        from .ray import iter_explain_ray
+
+        address = None if args.ray == "local" else args.ray
+        return iter_explain_ray(loaders, model_factory(args), address=address, segmenter=segmenter,
+                                on_error="return", **options)
+    if args.devices is not None:
+        from .workers import parse_devices
+
+        return iter_explain(loaders, model_factory(args), devices=parse_devices(args.devices),
+                            segmenter=segmenter, on_error="return", **options)
+    return iter_explain(loaders, loaded.module, segmenter=segmenter, on_error="return", **options)
+
+
 def explain_options(args: argparse.Namespace, target: int | None) -> dict[str, Any]:
     """The keyword options of :func:`sedc.explain` given on the command line."""
     return {"mode": args.mode, "target": target, "batch_size": args.batch_size,
@@ -485,13 +531,10 @@ def explain_all(images: list[Path], loaded: Any, args: argparse.Namespace, run: 
     from tqdm import tqdm
 
     from .io import image_id, load_image, safe_stem
-    from .many import iter_explain
 
     ids = [image_id(path) for path in images]
     loaders = [functools.partial(load_image, path, loaded.input_size) for path in images]
-    segmenter = make_segmenter(args.segmentation, args.segments)
-    results = iter_explain(loaders, loaded.module, segmenter=segmenter, on_error="return",
-                           **explain_options(args, run.settings["target"]))
+    results = stream_results(loaders, loaded, args, run.settings["target"])
     pending = set(range(len(images)))
     with tqdm(total=len(images), unit="image", file=sys.stderr,
               disable=True if args.quiet else None) as bar:
@@ -529,7 +572,12 @@ def record(run: Run, image: str, result: Any, stem: str | None, write: Callable[
 def describe_error(err: BaseException) -> str:
     """A one-line reason for a failed image."""
     from .io import ImageLoadError
+    from .many import ImageError
 
+    if isinstance(err, ImageError):
+        if err.error is None:
+            return err.message
+        err = err.error
     if isinstance(err, ImageLoadError):
         return err.reason
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
