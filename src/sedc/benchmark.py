@@ -74,6 +74,7 @@ DEFAULT_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 QUICK_PHOTO = "astronaut"
 #: The ``--scaling`` photo when ``--images`` is not given.
 SCALING_PHOTO = "coffee"
+THROUGHPUT_IMAGES = 16
 SCALING_SEGMENTS = (25, 50, 100, 200)
 QUICKSHIFT = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}
 BASELINE = "original"
@@ -791,11 +792,79 @@ def format_scaling(points: list[dict], photo: str, mode: str) -> str:
     return "\n".join(lines)
 
 
+def throughput_images(ctx: Context, count: int = THROUGHPUT_IMAGES) -> list[tuple[str, np.ndarray]]:
+    """``count`` distinct images made from the photos: originals, mirrors, crops, mirrored crops."""
+    size = ctx.input_size
+    variants = [
+        ("", lambda a: a),
+        ("-mirror", lambda a: a[:, ::-1]),
+        ("-crop", lambda a: _resize(a[size // 8: -size // 8, size // 8: -size // 8], size)),
+        ("-mirror-crop", lambda a: _resize(a[size // 8: -size // 8, size // 8: -size // 8][:, ::-1], size)),
+    ]
+    out = [(p.name + suffix, np.ascontiguousarray(f(p.array), dtype=np.float32))
+           for suffix, f in variants for p in ctx.photos]
+    return (out * (count // max(1, len(out)) + 1))[:count]
+
+
+def _throughput_runners(ctx: Context) -> dict[str, Callable[[list[np.ndarray], str], list[Any]]]:
+    """The throughput variants: an explain loop, explain_many, and two worker processes."""
+    from .engine import explain
+    from .many import explain_many
+
+    module = ctx.models["default"].module
+    options = dict(max_time=ctx.args.throughput_max_time)
+    workers = ([f"cuda:{i}" for i in range(torch.cuda.device_count())] if ctx.device.type == "cuda"
+               else ["cpu", "cpu"])
+    if ctx.device.type == "cuda" and len(workers) < 2:
+        workers = workers * 2
+    return {
+        "explain loop": lambda images, mode: [explain(i, module, mode=mode, **options) for i in images],
+        "explain_many": lambda images, mode: explain_many(images, module, mode=mode, **options),
+        f"{len(workers)} workers": lambda images, mode: explain_many(images, module, mode=mode, devices=workers,
+                                                                       **options),
+    }
+
+
 def case_throughput(ctx: Context) -> dict:
-    """Placeholder: images per minute for an explain loop vs explain_many vs two workers."""
-    ctx.print("\nThroughput: not implemented yet (planned: 16 photos, images/min for an explain loop, "
-              "explain_many and two workers).")
-    return {"status": "not implemented", "ok": True}
+    """Images per minute for a loop of explain, explain_many, and two worker processes.
+
+    Segmentation (quickshift) is part of the timed work: explain_many overlaps it with the
+    model, the loop does not. Rounds are interleaved; answers must agree across variants.
+    """
+    images = throughput_images(ctx)
+    mode = ctx.modes[0]
+    runners = _throughput_runners(ctx)
+    ctx.print(f"\nThroughput: {len(images)} images (mode {mode}, quickshift, max_time "
+              f"{ctx.args.throughput_max_time} s each), {', '.join(runners)}; "
+              f"{ctx.args.throughput_repeats} interleaved round(s)")
+    arrays = [a for _, a in images]
+    timings: dict[str, list[float]] = {name: [] for name in runners}
+    answers: dict[str, list] = {}
+    for r in range(ctx.args.throughput_repeats):
+        for name, run in runners.items():
+            synchronize(ctx.device)
+            start = time.perf_counter()
+            results = run(arrays, mode)
+            synchronize(ctx.device)
+            timings[name].append(time.perf_counter() - start)
+            answers[name] = [(tuple(e.segments), int(e.new_class), e.stop_reason) for e in results]
+            ctx.print(f"  round {r} {name:<14} {timings[name][-1]:8.2f} s  "
+                      f"{60 * len(images) / timings[name][-1]:7.1f} images/min")
+    baseline = next(iter(runners))
+    match = {name: answers[name] == answers[baseline] for name in runners}
+    summary = {name: {"median_seconds": statistics.median(ts), "seconds": ts,
+                      "images_per_minute": 60 * len(images) / statistics.median(ts),
+                      "speedup_vs_loop": statistics.median(timings[baseline]) / statistics.median(ts),
+                      "answers_match_loop": match[name]} for name, ts in timings.items()}
+    lines = ["", RULE, f"THROUGHPUT ({len(images)} images, mode {mode}, median of "
+             f"{ctx.args.throughput_repeats} round(s))", RULE]
+    for name, row in summary.items():
+        lines.append(f"  {name:<14} {row['images_per_minute']:7.1f} images/min  "
+                     f"{row['speedup_vs_loop']:5.2f}x the loop  answers "
+                     f"{'match' if row['answers_match_loop'] else 'DIFFER'}")
+    ctx.print("\n".join(lines))
+    return {"images": [n for n, _ in images], "mode": mode, "summary": summary,
+            "ok": all(match.values())}
 
 
 # --------------------------------------------------------------------------------------------
@@ -939,7 +1008,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", type=_comma_list, default=None,
                    help=f"comma list of cases to run, from {', '.join(CASES)} (default: comparison)")
     p.add_argument("--scaling", action="store_true", help="also run the scaling case (time vs segments)")
-    p.add_argument("--throughput", action="store_true", help="also run the throughput case (placeholder)")
+    p.add_argument("--throughput", action="store_true",
+                   help=f"also run the throughput case: {THROUGHPUT_IMAGES} images, images per minute for an "
+                        "explain loop, explain_many and two worker processes")
+    p.add_argument("--throughput-repeats", type=_positive_int, default=1,
+                   help="interleaved rounds of the throughput case (default: 1)")
+    p.add_argument("--throughput-max-time", type=float, default=60.0,
+                   help="max_time per image in the throughput case (default: 60)")
     p.add_argument("--scaling-segments", type=_int_list, default=list(SCALING_SEGMENTS),
                    help="SLIC n_segments for --scaling (default: 25,50,100,200)")
     p.add_argument("--scaling-max-evals", type=_positive_int, default=400,
