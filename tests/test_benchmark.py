@@ -192,7 +192,7 @@ def tiny_context(implementations):
     array[:, :4, 0] = 1.0
     segments = np.repeat(np.arange(6), 4)[None, :].repeat(24, axis=0)  # 6 vertical stripes
     args = argparse.Namespace(images=None, scaling_max_evals=6, scaling_explain_max_evals=None,
-                              scaling_segments=[4, 8])
+                              scaling_segments=[4, 8], throughput_repeats=1, throughput_max_time=30.0)
     return bm.Context(args=args, device=torch.device("cpu"), model_name="tiny", labels=["red", "other"],
                       input_size=24, models={"default": bm.TimedModel(tiny_model())},
                       photos=[bm.Photo("stripes", array, segments)], modes=["mean"],
@@ -261,7 +261,11 @@ def test_scaling_case_and_plot_with_tiny_model(tmp_path):
     assert section["ok"]
     assert "REACHED THE CAP" in ctx.out.getvalue()
     assert "SCALING WITH THE NUMBER OF SEGMENTS" in ctx.out.getvalue()
-    ctx.results["throughput"] = bm.case_throughput(ctx)
+    throughput = ctx.results["throughput"] = bm.case_throughput(ctx)
+    assert throughput["ok"] and len(throughput["images"]) == 16
+    assert set(throughput["summary"]) == {"explain loop", "explain_many", "2 workers"}
+    assert all(row["answers_match_loop"] for row in throughput["summary"].values())
+    assert "THROUGHPUT" in ctx.out.getvalue()
     png = tmp_path / "plot.png"
     bm.write_plot(png, ctx.results, "test")
     assert png.stat().st_size > 1000

@@ -199,8 +199,8 @@ def _add_explain_parser(commands: Any) -> None:
                        help="one worker process per listed device, each with its own copy of the model; "
                             "'all' uses every GPU. Results are identical to a single-process run")
     scale.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                       help="run on a Ray cluster (pip install 'sedc[ray]'): no ADDRESS starts a local "
-                            "Ray; 'auto' or ray://HOST:10001 joins a cluster. One actor per GPU "
+                       help="run on Ray (pip install 'sedc[ray]'): no ADDRESS starts a fresh local "
+                            "Ray; 'auto' or ray://HOST:10001 joins a running cluster. One actor per GPU "
                             "(or per CPU worker); results stream into the same results.jsonl")
     out = p.add_argument_group("output")
     _add_out_option(out, "sedc-out")
@@ -508,8 +508,7 @@ def stream_results(loaders: list[Any], loaded: Any, args: argparse.Namespace, ta
     if args.ray is not None:
         from .ray import iter_explain_ray
 
-        address = None if args.ray == "local" else args.ray
-        return iter_explain_ray(loaders, model_factory(args), address=address, segmenter=segmenter,
+        return iter_explain_ray(loaders, model_factory(args), address=args.ray, segmenter=segmenter,
                                 on_error="return", **options)
     if args.devices is not None:
         from .workers import parse_devices

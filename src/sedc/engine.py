@@ -65,6 +65,11 @@ class Job:
     def done(self) -> bool:
         return self.search is not None and self.phase is None
 
+    def available(self) -> int:
+        """Candidates the active phase can hand out now (before limits are applied)."""
+        phase = self.phase
+        return 0 if phase is None else phase.available()
+
     def start(self, scores: Scores) -> None:
         """Start the search from the scores of the unperturbed image (one row); starts the clock."""
         self.started = time.perf_counter()
@@ -152,7 +157,7 @@ def run_jobs(jobs: Sequence[Job], evaluator: Evaluator) -> None:
     active = [job for job in jobs if not job.done]
     while active:
         batch: list[tuple[Job, list[int]]] = []
-        room = evaluator.sizer.size
+        room = evaluator.sizer.chunk(sum(job.available() for job in active))
         for job in active:
             if room <= 0:
                 break

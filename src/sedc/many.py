@@ -65,6 +65,7 @@ def iter_explain(
     window: int | None = None,
     prefetch_workers: int = 2,
     devices: Sequence[Any] | None = None,
+    ray_address: str | None = None,
     mode: Any = "blur",
     target: int | None = None,
     device: Any = None,
@@ -99,6 +100,9 @@ def iter_explain(
         Threads that load, segment and fill upcoming images.
     devices : sequence, optional
         One worker process per device (for example ``["cuda:0", "cuda:1"]``).
+    ray_address : str, optional
+        Run on Ray instead (:func:`sedc.ray.iter_explain_ray`): ``"local"`` starts a local Ray,
+        ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
     max_batch : int, optional
         Memory cap: never put more than this many candidates in one model call.
     mode, target, device, batch_size, max_time, max_evals, seed, prune, autocast, channels_last :
@@ -113,6 +117,14 @@ def iter_explain(
     options = dict(mode=mode, target=target, batch_size=check_batch_size(batch_size), max_time=max_time,
                    max_evals=max_evals, seed=seed, prune=prune, autocast=autocast,
                    channels_last=channels_last, max_batch=max_batch)
+    if ray_address is not None:
+        if devices is not None:
+            raise ValueError("pass either devices (worker processes) or ray_address (Ray), not both")
+        from .ray import iter_explain_ray
+
+        yield from iter_explain_ray(images, classifier, segments, address=ray_address, segmenter=segmenter,
+                                    on_error=on_error, window=window, **options)
+        return
     if devices is not None:
         from .workers import iter_explain_workers
 
@@ -193,7 +205,7 @@ class _Runner:
 
     def _round(self, active: list[tuple[int, Job]], on_error: str) -> Iterator[tuple[int, ImageError]]:
         """One shared model batch over the active jobs (failing jobs are isolated and dropped)."""
-        batch, room = [], self.evaluator.sizer.size
+        batch, room = [], self.evaluator.sizer.chunk(sum(job.available() for _, job in active))
         for index, job in active:
             if room <= 0:
                 break

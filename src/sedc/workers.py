@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
+import pickle
 import queue
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -75,23 +76,52 @@ def run_chunk(model: Any, device: Any, chunk: Sequence[tuple[int, Any, Any]], se
         yield chunk[position][0], pack(result)
 
 
-def _worker_main(worker: int, classifier: Any, device: str, threads: int, segmenter: Callable | None,
-                 options: dict, tasks: Any, results: Any) -> None:
-    """Worker process: build the model, then explain chunks until told to stop (None)."""
+def _worker_main(worker: int, payload: bytes, device: str, threads: int, tasks: Any, results: Any) -> None:
+    """Worker process: build the model, then explain chunks until told to stop (None).
+
+    The classifier, segmenter and options arrive pickled (``payload``) and each chunk as
+    ``(indices, pickled chunk)``, so that what cannot be unpickled here is reported, not fatal.
+    """
     if threads:
         torch.set_num_threads(threads)
     dev = torch.device(device)
     try:
+        classifier, segmenter, options = pickle.loads(payload)
         model = build_model(classifier, dev)
     except Exception as err:  # noqa: BLE001
         results.put(("fatal", worker, f"{type(err).__name__}: {err}"))
         return
     while True:
-        chunk = tasks.get()
-        if chunk is None:
+        task = tasks.get()
+        if task is None:
             return
+        indices, blob = task
+        try:
+            chunk = pickle.loads(blob)
+        except Exception as err:  # noqa: BLE001 - e.g. a loader whose module is not importable here
+            for index in indices:
+                results.put(("result", worker, index, ("error", f"cannot load the image in the worker "
+                                                                f"process: {type(err).__name__}: {err}")))
+            continue
         for index, packed in run_chunk(model, dev, chunk, segmenter, options):
             results.put(("result", worker, index, packed))
+
+
+def _dump(chunk: list[tuple]) -> tuple[bytes | None, list[tuple], list[tuple[int, str]]]:
+    """Pickle ``chunk`` for a worker: (bytes, sendable triples, (index, error) of unpicklable ones)."""
+    try:
+        return pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL), chunk, []
+    except Exception:  # noqa: BLE001 - find the culprits
+        pass
+    good, bad = [], []
+    for triple in chunk:
+        try:
+            pickle.dumps(triple, protocol=pickle.HIGHEST_PROTOCOL)
+            good.append(triple)
+        except Exception as err:  # noqa: BLE001
+            bad.append((triple[0], f"cannot send the image to a worker process ({type(err).__name__}: {err}); "
+                                   "use module-level loader functions or functools.partial"))
+    return (pickle.dumps(good, protocol=pickle.HIGHEST_PROTOCOL) if good else None), good, bad
 
 
 def _threads_per_worker(devices: Sequence[str]) -> int:
@@ -119,13 +149,19 @@ class _Pool:
     """Book-keeping of the worker processes, their assigned chunks and retries."""
 
     def __init__(self, classifier, devices, segmenter, options, ctx) -> None:
-        self.ctx, self.classifier, self.segmenter, self.options = ctx, classifier, segmenter, options
+        self.ctx = ctx
+        try:
+            self.payload = pickle.dumps((classifier, segmenter, options), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as err:  # noqa: BLE001
+            raise TypeError(f"worker processes need a picklable classifier and segmenter (module-level "
+                            f"classes or functions, functools.partial): {type(err).__name__}: {err}") from err
         self.devices = devices
         self.threads = _threads_per_worker(devices)
         self.results = ctx.Queue()
         self.procs: dict[int, Any] = {}
         self.tasks: dict[int, Any] = {}
         self.assigned: dict[int, dict[int, tuple]] = {}
+        self.exclusive: set[int] = set()  # workers retrying one image alone
         self._next_id = 0
         for device in devices:
             self.spawn(device)
@@ -135,20 +171,23 @@ class _Pool:
         self._next_id += 1
         tasks = self.ctx.Queue()
         proc = self.ctx.Process(target=_worker_main, daemon=True, name=f"sedc-worker-{worker}-{device}",
-                                args=(worker, self.classifier, device, self.threads, self.segmenter,
-                                      self.options, tasks, self.results))
+                                args=(worker, self.payload, device, self.threads, tasks, self.results))
         proc.start()
         self.procs[worker], self.tasks[worker], self.assigned[worker] = proc, tasks, {}
         proc.device = device
         return worker
 
     def idle_workers(self) -> list[int]:
-        return [w for w in self.procs if len(self.assigned[w]) <= CHUNK]
+        return [w for w in self.procs if w not in self.exclusive and len(self.assigned[w]) <= CHUNK]
 
-    def give(self, worker: int, chunk: list[tuple]) -> None:
-        for triple in chunk:
+    def give(self, worker: int, chunk: list[tuple]) -> list[tuple[int, str]]:
+        """Send ``chunk`` to ``worker``; returns ``(index, error)`` of images that cannot be sent."""
+        blob, good, bad = _dump(chunk)
+        for triple in good:
             self.assigned[worker][triple[0]] = triple
-        self.tasks[worker].put(chunk)
+        if blob is not None:
+            self.tasks[worker].put(([t[0] for t in good], blob))
+        return bad
 
     def close(self) -> None:
         for worker, proc in self.procs.items():
@@ -174,25 +213,48 @@ def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, 
     todo = [(i, item, segments[i] if isinstance(segments, (list, tuple)) else segments)
             for i, item in enumerate(images)]
     tries = {i: 0 for i, _, _ in todo}
+    retry: list[list[tuple]] = []  # images of dead workers, retried one at a time
+    done: set[int] = set()
     pool = _Pool(classifier, devices, segmenter, options, mp.get_context("spawn"))
     remaining = len(todo)
     try:
         while remaining:
+            unsent = []
             for worker in pool.idle_workers():
-                if todo:
+                if retry:
+                    if not pool.assigned[worker]:  # alone: a killer image takes no other down
+                        unsent += pool.give(worker, retry.pop(0))
+                        pool.exclusive.add(worker)
+                elif todo:
                     chunk, todo = todo[:CHUNK], todo[CHUNK:]
-                    pool.give(worker, chunk)
+                    unsent += pool.give(worker, chunk)
+            for index, message in unsent:
+                if on_error == "raise":
+                    raise TypeError(f"image {index}: {message}")
+                done.add(index)
+                remaining -= 1
+                yield index, ImageError(index, message)
+            if not remaining:
+                break
             try:
                 message = pool.results.get(timeout=1.0)
             except queue.Empty:
-                for index, result in _recover(pool, todo, tries, on_error):
+                for index, result in _recover(pool, retry, tries, done, on_error):
+                    done.add(index)
                     remaining -= 1
                     yield index, result
                 continue
             if message[0] == "fatal":
                 raise RuntimeError(f"worker on {pool.procs[message[1]].device} could not start: {message[2]}")
             _, worker, index, packed = message
-            pool.assigned[worker].pop(index, None)
+            held = pool.assigned.get(worker, {})
+            held.pop(index, None)
+            if not held:
+                pool.exclusive.discard(worker)
+            if index in done:  # a late result of a dead worker whose image was retried
+                continue
+            done.add(index)
+            retry[:] = [chunk for chunk in retry if chunk[0][0] != index]
             result = unpack(index, packed)
             if isinstance(result, ImageError) and on_error == "raise":
                 raise RuntimeError(f"image {index}: {result.message}")
@@ -202,7 +264,7 @@ def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, 
         pool.close()
 
 
-def _recover(pool: _Pool, todo: list, tries: dict, on_error: str) -> Iterator[tuple[int, Any]]:
+def _recover(pool: _Pool, retry: list, tries: dict, done: set, on_error: str) -> Iterator[tuple[int, Any]]:
     """Replace dead workers; retry their images once, then report them."""
     from .many import ImageError
 
@@ -210,12 +272,15 @@ def _recover(pool: _Pool, todo: list, tries: dict, on_error: str) -> Iterator[tu
         if proc.is_alive():
             continue
         lost = pool.assigned.pop(worker)
+        pool.exclusive.discard(worker)
         del pool.procs[worker], pool.tasks[worker]
         pool.spawn(proc.device)
         for index, triple in lost.items():
+            if index in done:
+                continue
             if tries[index] < RETRIES:
                 tries[index] += 1
-                todo.insert(0, triple)
+                retry.append([triple])
                 continue
             message = f"worker process on {proc.device} died (exit code {proc.exitcode}) twice on this image"
             if on_error == "raise":

@@ -1,0 +1,168 @@
+"""explain_many / iter_explain: each result equals sedc.explain on that image alone."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from conftest import PHOTOS
+from tinymodels import (
+    ExitOnSentinel,
+    FailOnSentinel,
+    FailOnSentinelBatch,
+    TinyNet,
+    fail_loading,
+    grid,
+    load_array,
+    tiny_image,
+)
+
+import sedc
+from sedc.many import ImageError, explain_many, iter_explain
+
+N_IMAGES = 4
+
+
+def images(n: int = N_IMAGES) -> list[np.ndarray]:
+    return [tiny_image(seed) for seed in range(n)]
+
+
+def alone(image, model=None, segments=None, **options) -> sedc.Explanation:
+    return sedc.explain(image, model or TinyNet(), grid() if segments is None else segments, **options)
+
+
+def assert_same(got, want) -> None:
+    """The search result of ``got`` (explain_many) equals ``want`` (explain)."""
+    assert isinstance(got, sedc.Explanation), got
+    assert got.segments == want.segments
+    assert got.found == want.found
+    assert got.original_class == want.original_class
+    assert got.new_class == want.new_class
+    assert got.n_evaluations == want.n_evaluations
+    assert got.stop_reason == want.stop_reason
+    assert got.n_segments == want.n_segments
+    np.testing.assert_array_equal(got.mask, want.mask)
+    np.testing.assert_array_equal(got.segmentation, want.segmentation)
+    torch.testing.assert_close(got.perturbed_image, want.perturbed_image)
+    assert got.new_score == pytest.approx(want.new_score, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [1, "auto"])
+@pytest.mark.parametrize("window", [1, 3])
+def test_explain_many_equals_explain(batch_size, window):
+    model = TinyNet()
+    results = explain_many(images(), model, grid(), mode="mean", batch_size=batch_size, window=window)
+    assert len(results) == N_IMAGES
+    for image, got in zip(images(), results):
+        assert_same(got, alone(image, mode="mean", batch_size=batch_size))
+    assert {len(r.segments) for r in results} == {1, 2, 4}  # varied searches, all found
+
+
+def test_per_image_segments_and_loaders():
+    imgs = images()
+    loaders = [functools.partial(load_array, image) for image in imgs]
+    segs = [grid(), np.arange(144).reshape(12, 12) // 48, grid(), grid()]  # image 1: 3 horizontal bands
+    results = explain_many(loaders, TinyNet(), segs, mode="blur", window=2)
+    for image, seg, got in zip(imgs, segs, results):
+        assert_same(got, alone(image, segments=seg, mode="blur"))
+    assert results[1].n_segments == 3
+
+
+def test_iter_explain_yields_every_index_once():
+    gen = (tiny_image(seed) for seed in range(7))  # any iterable, consumed lazily
+    seen = [index for index, result in iter_explain(gen, TinyNet(), grid(), mode="mean", window=3)
+            if isinstance(result, sedc.Explanation)]
+    assert sorted(seen) == list(range(7))
+
+
+def test_failing_loader_is_reported_for_its_image_only():
+    imgs = images()
+    items: list = [functools.partial(load_array, image) for image in imgs]
+    items[2] = functools.partial(fail_loading, "broken.png")
+    results = explain_many(items, TinyNet(), grid(), mode="mean", on_error="return", window=3)
+    assert isinstance(results[2], ImageError)
+    assert results[2].index == 2
+    assert "OSError" in results[2].message and "broken.png" in results[2].message
+    for i in (0, 1, 3):
+        assert_same(results[i], alone(imgs[i], mode="mean"))
+
+
+def test_failing_loader_raises_by_default():
+    items = [tiny_image(0), functools.partial(fail_loading, "broken.png"), tiny_image(1)]
+    with pytest.raises(OSError, match="broken.png"):
+        explain_many(items, TinyNet(), grid(), mode="mean")
+
+
+def test_on_error_is_validated():
+    with pytest.raises(ValueError, match="on_error"):
+        explain_many(images(1), TinyNet(), grid(), on_error="ignore")
+
+
+@pytest.mark.parametrize("model_class", [FailOnSentinel, FailOnSentinelBatch],
+                         ids=["fails-on-original", "fails-in-shared-batch"])
+def test_model_error_fails_that_image_only(model_class):
+    imgs = images()
+    imgs[1] = tiny_image(9, sentinel=True)
+    results = explain_many(imgs, model_class(), grid(), mode="mean", on_error="return", window=4, batch_size=64)
+    assert isinstance(results[1], ImageError)
+    assert "ValueError: sentinel" in results[1].message
+    for i in (0, 2, 3):
+        assert_same(results[i], alone(imgs[i], mode="mean"))
+    with pytest.raises(ValueError, match="sentinel"):
+        explain_many(imgs, model_class(), grid(), mode="mean", window=4, batch_size=64)
+
+
+def test_max_evals_holds_per_image():
+    imgs = images()
+    results = explain_many(imgs, TinyNet(), grid(), mode="mean", max_evals=15, window=4)
+    for image, got in zip(imgs, results):
+        assert got.n_evaluations <= 15
+        assert_same(got, alone(image, mode="mean", max_evals=15))
+    assert {r.stop_reason for r in results} == {"found", "max_evals"}
+
+
+def test_two_worker_processes_equal_in_process():
+    imgs = images(6)
+    loaders = [functools.partial(load_array, image) for image in imgs]
+    in_process = explain_many(loaders, TinyNet(), grid(), mode="mean")
+    workers = explain_many(loaders, TinyNet(), grid(), mode="mean", devices=["cpu", "cpu"])
+    for got, want in zip(workers, in_process):
+        assert_same(got, want)
+
+
+def test_worker_that_dies_loses_only_its_image():
+    imgs = images()
+    imgs[1] = tiny_image(9, sentinel=True)
+    results = explain_many(imgs, ExitOnSentinel(), grid(), mode="mean", devices=["cpu"], on_error="return")
+    assert isinstance(results[1], ImageError)
+    assert results[1].kind == "worker-died"
+    for i in (0, 2, 3):
+        assert_same(results[i], alone(imgs[i], mode="mean"))
+
+
+@pytest.mark.slow
+def test_real_model_on_photos(real_model, photos):
+    """The four scikit-image photos (quickshift segments, conftest) with EfficientNet-Lite0."""
+    images_, segs = zip(*(photos[name] for name in PHOTOS))
+    results = explain_many(list(images_), real_model.module, list(segs), mode="mean")
+    for image, seg, got in zip(images_, segs, results):
+        assert_same(got, sedc.explain(image, real_model.module, seg, mode="mean"))
+
+
+def test_unpicklable_loader_is_reported_not_hung():
+    imgs = images(3)
+    items = [imgs[0], lambda: imgs[1], imgs[2]]  # a lambda cannot reach a worker process
+    results = explain_many(items, TinyNet(), grid(), mode="mean", devices=["cpu"], on_error="return")
+    assert isinstance(results[1], ImageError) and "functools.partial" in results[1].message
+    for i in (0, 2):
+        assert_same(results[i], alone(imgs[i], mode="mean"))
+
+
+def test_classifier_the_worker_cannot_unpickle_stops_the_run():
+    class Local(TinyNet):  # not importable by name in the worker process
+        pass
+
+    with pytest.raises((RuntimeError, TypeError), match="Local"):
+        explain_many(images(2), Local(), grid(), mode="mean", devices=["cpu"], on_error="return")

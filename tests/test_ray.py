@@ -1,0 +1,115 @@
+"""sedc.ray on a local two-CPU Ray instance: results equal sedc.explain, failures stay per image."""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+from tinymodels import BrokenFactory, ExitOnSentinel, TinyNet, fail_loading, grid, load_array, tiny_image
+
+import sedc
+from sedc.many import ImageError
+
+TESTS = str(Path(__file__).resolve().parent)
+
+try:
+    import ray
+except ImportError:
+    ray = None
+
+needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'sedc[ray]')")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray instance for the module. Its workers import ``tinymodels`` from this folder."""
+    if ray.is_initialized():
+        pytest.skip("a Ray session is already open in this process")
+    path = os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p)
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
+    yield
+    ray.shutdown()
+
+
+def explain_ray(items, model, **options):
+    from sedc.ray import iter_explain_ray
+
+    results = dict(iter_explain_ray(items, model, grid(), mode="mean", **options))
+    assert sorted(results) == list(range(len(items)))
+    return [results[i] for i in range(len(items))]
+
+
+def assert_same(got, want) -> None:
+    assert isinstance(got, sedc.Explanation), got
+    assert (got.segments, got.new_class, got.n_evaluations, got.stop_reason) == (
+        want.segments, want.new_class, want.n_evaluations, want.stop_reason)
+    assert (got.mask == want.mask).all()
+    assert got.mask.flags.writeable and got.image.numpy().flags.writeable
+
+
+@needs_ray
+def test_results_equal_explain(cluster):
+    images = [tiny_image(seed) for seed in range(3)]
+    results = explain_ray(images, TinyNet(), chunk_size=2)
+    for image, got in zip(images, results):
+        assert_same(got, sedc.explain(image, TinyNet(), grid(), mode="mean"))
+
+
+@needs_ray
+def test_failing_loader_is_reported_for_its_image_only(cluster):
+    images = [tiny_image(seed) for seed in range(3)]
+    items = [functools.partial(load_array, image) for image in images]
+    items.insert(1, functools.partial(fail_loading, "broken.png"))
+    results = explain_ray(items, TinyNet(), on_error="return")
+    assert isinstance(results[1], ImageError) and results[1].index == 1
+    assert "OSError" in results[1].message and "broken.png" in results[1].message
+    for image, got in zip(images, results[:1] + results[2:]):
+        assert_same(got, sedc.explain(image, TinyNet(), grid(), mode="mean"))
+    with pytest.raises(ImageError, match="broken.png"):
+        explain_ray(items, TinyNet())
+
+
+@needs_ray
+def test_actor_that_dies_loses_only_its_image(cluster):
+    images = [tiny_image(0), tiny_image(9, sentinel=True), tiny_image(1), tiny_image(2)]
+    results = explain_ray(images, ExitOnSentinel(), on_error="return", num_actors=1)
+    assert isinstance(results[1], ImageError) and results[1].kind == "worker-died"
+    for i in (0, 2, 3):
+        assert_same(results[i], sedc.explain(images[i], TinyNet(), grid(), mode="mean"))
+
+
+@needs_ray
+def test_factory_that_cannot_build_the_model(cluster):
+    with pytest.raises(RuntimeError, match="could not build the model.*no model here"):
+        explain_ray([tiny_image(0)], BrokenFactory(), num_actors=1)
+
+
+def test_options_are_checked_before_starting_anything():
+    from sedc.ray import iter_explain_ray
+
+    with pytest.raises(TypeError, match="unknown option"):
+        next(iter_explain_ray([tiny_image(0)], TinyNet(), devices=["cpu"]))
+    with pytest.raises(ValueError, match="on_error"):
+        next(iter_explain_ray([tiny_image(0)], TinyNet(), on_error="ignore"))
+    with pytest.raises(ValueError, match="batch_size"):
+        next(iter_explain_ray([tiny_image(0)], TinyNet(), batch_size=0))
+
+
+def test_builtin_model_factory_pickles():
+    from sedc.ray import BuiltinModel
+
+    factory = pickle.loads(pickle.dumps(BuiltinModel("efficientnet-lite0")))
+    assert factory == BuiltinModel("efficientnet-lite0")
+
+
+def test_missing_ray_names_the_extra(monkeypatch):
+    from sedc.ray import iter_explain_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ImportError, match=r"pip install 'sedc\[ray\]'"):
+        next(iter_explain_ray([tiny_image(0)], TinyNet()))
