@@ -208,9 +208,12 @@ class Evaluator:
             if not is_out_of_memory(err):
                 raise
         _free_cache(self.device)
-        half = self.sizer.shrink()
-        parts = [self.score_sets(compose, sets[i : i + half], original[i : i + half], target[i : i + half])
-                 for i in range(0, len(sets), half)]
+        self.sizer.shrink()
+        parts, start = [], 0
+        while start < len(sets):  # the size read anew each time: a nested failure shrinks it further
+            stop = start + self.sizer.size
+            parts.append(self.score_sets(compose, sets[start:stop], original[start:stop], target[start:stop]))
+            start = stop
         return Scores(*(np.concatenate([getattr(p, f) for p in parts])
                         for f in ("predicted", "top", "original", "target")))
 

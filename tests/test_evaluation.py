@@ -1,0 +1,130 @@
+"""Batch sizing and out-of-memory recovery (CPU-simulated), and the CUDA path when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import sedc
+from sedc.evaluation import BatchSizer, Evaluator
+
+from conftest import RegionModel, grid_segments, zeros_fill
+
+
+class OomAbove(RegionModel):
+    """A RegionModel that raises CUDA's out-of-memory error for batches larger than ``limit``."""
+
+    def __init__(self, *args, limit: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    def forward(self, x):
+        self.sizes.append(x.shape[0])
+        if x.shape[0] > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().forward(x)
+
+
+def _problem():
+    rng = np.random.default_rng(7)
+    seg = grid_segments(3, 4)
+    weights = rng.normal(0, 0.08, size=(12, 3)).astype(np.float32)
+    return seg, weights, np.array([1.0, 0.8, 0.7], np.float32)
+
+
+def test_out_of_memory_halves_the_batch_and_retries_the_same_candidates():
+    seg, weights, base = _problem()
+    expected = sedc.explain(torch.ones(1, 1, 12, 16), RegionModel(seg, weights, base), seg, mode=zeros_fill,
+                            batch_size=1)
+    model = OomAbove(seg, weights, base, limit=3)
+    e = sedc.explain(torch.ones(1, 1, 12, 16), model, seg, mode=zeros_fill, batch_size=12)
+    assert (e.segments, e.new_class, e.n_evaluations) == (expected.segments, expected.new_class,
+                                                         expected.n_evaluations)
+    # 12 fails, then 6 fails, then 3 works and stays the cap for the rest of the search
+    after = model.sizes[model.sizes.index(12):]
+    assert after[:2] == [12, 6] and model.sizes.count(12) == model.sizes.count(6) == 1
+    assert all(n <= 3 for n in after[2:])
+
+
+def test_out_of_memory_on_a_single_image_is_an_error():
+    seg, weights, base = _problem()
+    model = OomAbove(seg, weights, base, limit=0)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        sedc.explain(torch.ones(1, 1, 12, 16), model, seg, mode=zeros_fill)
+
+
+def test_other_errors_are_not_mistaken_for_out_of_memory():
+    def broken(x):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):
+        sedc.explain(torch.ones(1, 1, 12, 16), broken, grid_segments(3, 4))
+
+
+def test_auto_batch_size_grows_while_faster_then_settles_on_the_best():
+    sizer = BatchSizer("auto", torch.device("cpu"))
+    per_image = {2: 10.0, 4: 6.0, 8: 5.0, 16: 5.2}  # seconds per image at each size
+    while not sizer.settled:
+        n = sizer.size
+        sizer.record(n, per_image[n] * n)
+    assert sizer.size == 8 and sorted(sizer.per_image) == [2, 4, 8, 16]
+
+
+def test_auto_batch_size_stops_growing_when_gains_are_small():
+    sizer = BatchSizer("auto", torch.device("cpu"), min_gain=0.05)
+    per_image = {2: 10.0, 4: 9.8}
+    while not sizer.settled:
+        sizer.record(sizer.size, per_image[sizer.size] * sizer.size)
+    assert sizer.size == 4 and sizer.settled  # 4 is fastest, growth stopped (gain < 5%)
+
+
+def test_memory_cap_and_balanced_batches():
+    sizer = BatchSizer(16, torch.device("cpu"), max_batch=8)
+    assert sizer.size == 8 and sizer.chunk(33) == 7 and sizer.chunk(5) == 5 and sizer.chunk(16) == 8
+
+
+def test_explain_many_respects_max_batch():
+    seg, weights, base = _problem()
+    model = OomAbove(seg, weights, base, limit=1000)
+    sedc.explain_many([torch.ones(1, 1, 12, 16)] * 3, model, seg, mode=zeros_fill, max_batch=5)
+    assert max(model.sizes) <= 5
+
+
+def test_evaluator_keeps_the_number_of_classes():
+    calls = iter([torch.zeros(1, 3), torch.zeros(1, 4)])
+    evaluator = Evaluator(lambda x: next(calls), torch.device("cpu"))
+    evaluator.forward(torch.zeros(1, 1, 2, 2))
+    with pytest.raises(ValueError, match="returned 4 classes after returning 3"):
+        evaluator.forward(torch.zeros(1, 1, 2, 2))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["mean", "blur", "harmonic"])
+def test_cuda_matches_the_cpu_reference(real_model, photos, mode):
+    from sedc import reference
+
+    cuda_model = sedc.models.load(device="cuda")
+    for name in ("rocket", "astronaut", "coffee"):
+        image, segments = photos[name]
+        ref = reference.sedc(image, reference.TorchPredictor(real_model.module), segments, mode)
+        e = sedc.explain(image, cuda_model.module, segments, mode=mode)
+        assert e.segments == sorted(ref.segments_in_explanation) and e.new_class == ref.new_class
+        assert e.n_evaluations <= ref.n_evaluations
+        half = sedc.explain(image, cuda_model.module, segments, mode=mode, autocast=True)
+        assert half.found
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_explain_many_matches_explain(photos):
+    cuda_model = sedc.models.load(device="cuda")
+    names = ("chelsea", "coffee", "rocket", "astronaut")
+    images = [photos[n][0] for n in names]
+    segs = [photos[n][1] for n in names]
+    many = sedc.explain_many(images, cuda_model.module, segs, mode="blur")
+    for image, seg, got in zip(images, segs, many):
+        alone = sedc.explain(image, cuda_model.module, seg, mode="blur")
+        assert (got.segments, got.new_class) == (alone.segments, alone.new_class)
