@@ -318,3 +318,66 @@ def test_demo(tmp_path: Path) -> None:
     assert {p.stem for p in out.glob("*.png")} == names
     assert {p.stem for p in (out / "inputs").glob("*.png")} == names
     assert "Demo figures" in result.stdout
+
+
+SLOW_FACTORY_MODULE = FACTORY_MODULE + """
+
+import time
+
+
+class SlowCells5(Cells5):
+    def forward(self, x):
+        time.sleep(0.05)
+        return super().forward(x)
+
+
+def build_slow():
+    return SlowCells5()
+"""
+
+
+def test_devices_give_the_same_results_as_one_process(tmp_path: Path, small_images: Path,
+                                                      scripted: tuple[Path, Path]) -> None:
+    model_file, labels_file = scripted
+    common = ["explain", small_images, "--model", model_file, "--labels", labels_file, "--input-size", "32",
+              "--segmentation", "grid", "--segments", "9", "--mode", "mean", "--no-figures", "--quiet"]
+    single = sedc_cli(*common, "--out", tmp_path / "one")
+    multi = sedc_cli(*common, "--devices", "cpu,cpu", "--out", tmp_path / "two")
+    assert single.returncode == 0 and multi.returncode == 0, multi.stderr
+
+    def by_image(folder: Path) -> dict:
+        return {r["image"]: (r["segments"], r["new_class"], r["n_evaluations"]) for r in rows(folder)}
+
+    assert by_image(tmp_path / "one") == by_image(tmp_path / "two") and len(by_image(tmp_path / "two")) == 2
+
+
+def test_ctrl_c_leaves_valid_results_that_a_rerun_resumes(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    (tmp_path / "slowmod.py").write_text(SLOW_FACTORY_MODULE, encoding="utf-8")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for k, name in enumerate(["coffee", "rocket", "astronaut", "chelsea"] * 2):
+        save_photo(folder / f"{k}_{name}.png", name, 32)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "sedc", "explain", str(folder), "--model", "slowmod:build_slow",
+            "--input-size", "32", "--segmentation", "grid", "--segments", "9", "--mode", "mean",
+            "--no-figures", "--out", str(out)]
+    env = cli_env(PYTHONPATH=str(tmp_path))
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        results = out / "results.jsonl"
+        if results.exists() and results.read_text(encoding="utf-8").count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    done = rows(out)  # every line is complete JSON
+    assert proc.returncode == 130 and "resume" in err and 1 <= len(done) < 8
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"skipped {len(done)} already in results.jsonl" in again.stdout
+    final = rows(out)
+    assert len(final) == 8 and len({r["image"] for r in final}) == 8 and final[: len(done)] == done

@@ -95,8 +95,8 @@ def iter_explain(
     on_error : {"raise", "return"}
         ``"return"`` yields ``(index, ImageError)`` for a failed image and goes on.
     window : int, optional
-        Searches run at once (default: 32 on CUDA; 2 on CPU, where bigger batches do not run
-        faster per image).
+        Searches run at once (default: 32 on CUDA; 1 on CPU, where bigger batches do not run
+        faster per image, so sharing them gains nothing).
     prefetch_workers : int, optional
         Threads that load, segment and fill upcoming images while the model runs (default: 2 on
         CUDA; 0 on CPU, where the model already uses every core and competing threads slow it
@@ -180,7 +180,7 @@ class _Runner:
         self.device = classifier_device(classifier, device)
         self.evaluator = Evaluator(classifier, self.device, batch_size, autocast=autocast, max_batch=max_batch)
         cuda = self.device.type == "cuda"
-        self.window = window or (32 if cuda else 2)
+        self.window = window or (32 if cuda else 1)
         if prefetch_workers is None:
             prefetch_workers = 2 if cuda else 0
         self.prefetch_workers = max(0, int(prefetch_workers))
