@@ -227,7 +227,7 @@ def finish(job: Job, evaluator: Evaluator) -> Explanation:
         new_class, new_score, class_score = job.original_class, job.original_score, job.original_score
         segments: list[int] = []
     else:
-        members = np.array([(best.bits >> i) & 1 for i in range(len(prepared.labels))], dtype=bool)
+        members = prepared.composer.members([best.bits])[0]
         mask = members[index]
         segments = [int(x) for x in prepared.labels[members]]
         perturbed = prepared.composer.compose([best.bits]).float().contiguous().cpu()

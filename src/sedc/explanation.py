@@ -8,9 +8,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-STOP_REASONS = ("found", "exhausted", "max_time", "max_evals")
-
-
 @dataclass
 class Explanation:
     """A counterfactual explanation of one image.

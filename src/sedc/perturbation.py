@@ -199,12 +199,16 @@ class Composer:
         self.channels_last = channels_last
         self._nbytes = max(1, math.ceil(n_segments / 8))
 
-    def membership(self, sets: Sequence[int]) -> torch.Tensor:
-        """(B, N) bool tensor on the device from segment sets given as bit masks."""
+    def members(self, sets: Sequence[int]) -> np.ndarray:
+        """(B, N) bool array: which segment positions each set (a bit mask) contains."""
         raw = b"".join(s.to_bytes(self._nbytes, "little") for s in sets)
         bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(len(sets), self._nbytes),
                              axis=1, bitorder="little")[:, : self.n_segments]
-        return torch.from_numpy(bits.astype(bool)).to(self.image.device, non_blocking=True)
+        return bits.astype(bool)
+
+    def membership(self, sets: Sequence[int]) -> torch.Tensor:
+        """(B, N) bool tensor on the device from segment sets given as bit masks."""
+        return torch.from_numpy(self.members(sets)).to(self.image.device, non_blocking=True)
 
     def compose(self, sets: Sequence[int]) -> torch.Tensor:
         """(B, C, H, W) candidate images: the fill on each set's segments, the image elsewhere."""
@@ -220,21 +224,4 @@ def segment_index(segments: np.ndarray, device: torch.device) -> tuple[np.ndarra
     labels, inverse = np.unique(segments, return_inverse=True)
     index = torch.from_numpy(inverse.reshape(segments.shape).astype(np.int64)).to(device)
     return labels, index
-
-
-def mask_from_bits(bits: int, index: np.ndarray) -> np.ndarray:
-    """(H, W) bool mask of the segments whose positions are set in ``bits``."""
-    members = np.array([(bits >> i) & 1 for i in range(int(index.max()) + 1)], dtype=bool)
-    return members[index]
-
-
-def bits_to_positions(bits: int) -> list[int]:
-    """Positions of the set bits, ascending."""
-    out, pos = [], 0
-    while bits:
-        if bits & 1:
-            out.append(pos)
-        bits >>= 1
-        pos += 1
-    return out
 
