@@ -148,6 +148,23 @@ def prepare(image: Any, segments: Any, mode: Any, device: torch.device, seed: in
     return Prepared(tensor, segments, labels, composer, mode_name(mode))
 
 
+def take_batch(jobs: Sequence[Job], evaluator: Evaluator) -> list[tuple[int, list[int]]]:
+    """Fill one model batch: ``(position in jobs, candidate sets)`` taken from the jobs in order.
+
+    The batch size comes from the evaluator's sizer, balanced over all available candidates.
+    """
+    batch: list[tuple[int, list[int]]] = []
+    room = evaluator.sizer.chunk(sum(job.available() for job in jobs))
+    for position, job in enumerate(jobs):
+        if room <= 0:
+            break
+        sets = job.take(room)
+        if sets:
+            batch.append((position, sets))
+            room -= len(sets)
+    return batch
+
+
 def run_jobs(jobs: Sequence[Job], evaluator: Evaluator) -> None:
     """Drive ``jobs`` (already started) to completion, packing candidates into shared batches.
 
@@ -156,17 +173,9 @@ def run_jobs(jobs: Sequence[Job], evaluator: Evaluator) -> None:
     """
     active = [job for job in jobs if not job.done]
     while active:
-        batch: list[tuple[Job, list[int]]] = []
-        room = evaluator.sizer.chunk(sum(job.available() for job in active))
-        for job in active:
-            if room <= 0:
-                break
-            sets = job.take(room)
-            if sets:
-                batch.append((job, sets))
-                room -= len(sets)
+        batch = take_batch(active, evaluator)
         if batch:
-            _evaluate(batch, evaluator)
+            _evaluate([(active[k], sets) for k, sets in batch], evaluator)
         active = [job for job in active if not job.done]
 
 
@@ -215,8 +224,8 @@ def evaluate_originals(jobs: Sequence[Job], evaluator: Evaluator) -> None:
                          np.array([float(row[predicted])]), np.array([float(row[target])])))
 
 
-def finish(job: Job, evaluator: Evaluator) -> Explanation:
-    """Build the :class:`Explanation` of a finished job (one extra forward for the final scores)."""
+def finish(job: Job) -> Explanation:
+    """Build the :class:`Explanation` of a finished job (no model call: the scores are kept)."""
     prepared, search = job.prepared, job.search
     best = job.pruner.best if job.pruner is not None else search.best
     image_cpu = prepared.image.detach().cpu()
@@ -337,7 +346,7 @@ def explain(
                    channels_last=use_channels_last(channels_last, classifier, dev))
     evaluate_originals([job], evaluator)
     run_jobs([job], evaluator)
-    return finish(job, evaluator)
+    return finish(job)
 
 
 def make_job(image: Any, segments: Any, *, mode: Any, target: Any, device: torch.device,

@@ -24,6 +24,7 @@ from .engine import (
     evaluate_originals,
     finish,
     make_job,
+    take_batch,
     use_channels_last,
 )
 from .evaluation import Evaluator, check_batch_size
@@ -224,7 +225,7 @@ class _Runner:
                 finished = [(i, j) for i, j in active if j.done]
                 active = [(i, j) for i, j in active if not j.done]
                 for index, job in finished:
-                    yield index, finish(job, self.evaluator)
+                    yield index, finish(job)
 
     def _start(self, started: list[tuple[int, Job]], on_error: str) -> Iterator[tuple[int, ImageError]]:
         """Evaluate the unperturbed images of newly started jobs; drop those that fail."""
@@ -237,14 +238,7 @@ class _Runner:
 
     def _round(self, active: list[tuple[int, Job]], on_error: str) -> Iterator[tuple[int, ImageError]]:
         """One shared model batch over the active jobs (failing jobs are isolated and dropped)."""
-        batch, room = [], self.evaluator.sizer.chunk(sum(job.available() for _, job in active))
-        for index, job in active:
-            if room <= 0:
-                break
-            sets = job.take(room)
-            if sets:
-                batch.append((index, job, sets))
-                room -= len(sets)
+        batch = [(*active[k], sets) for k, sets in take_batch([job for _, job in active], self.evaluator)]
         if not batch:
             return
         try:
