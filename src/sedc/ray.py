@@ -329,7 +329,7 @@ class _Cluster:
                     yield self._error(image_error(index, message, kind="worker-died"), on_error)
                 continue
             for index, packed in results:
-                result = unpack(index, _writable(packed))
+                result = unpack(index, packed)
                 if isinstance(result, image_error):
                     result = self._error(result, on_error)[1]
                 yield index, result
@@ -375,17 +375,6 @@ class _Cluster:
             except Exception:  # noqa: BLE001
                 pass
         self.actors.clear()
-
-
-def _writable(packed: Any) -> Any:
-    """Copy the read-only arrays Ray deserialises (zero-copy views of its object store)."""
-    import numpy as np
-
-    kind, payload = packed
-    if kind != "explanation":
-        return packed
-    return kind, {name: np.array(value) if isinstance(value, np.ndarray) and not value.flags.writeable
-                  else value for name, value in payload.items()}
 
 
 def _short(err: BaseException, limit: int = 200) -> str:

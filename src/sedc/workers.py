@@ -49,12 +49,17 @@ def pack(result: Any) -> Any:
 
 
 def unpack(index: int, packed: Any) -> Any:
-    """Inverse of :func:`pack`."""
+    """Inverse of :func:`pack`.
+
+    Arrays that arrive read-only (Ray hands out zero-copy views of its object store) are copied,
+    so results can be modified like those of :func:`sedc.explain`.
+    """
     from .many import ImageError
 
     kind, payload = packed
     if kind == "explanation":
-        payload = dict(payload)
+        payload = {name: np.array(value) if isinstance(value, np.ndarray) and not value.flags.writeable
+                   else value for name, value in payload.items()}
         for name in ("perturbed_image", "image"):
             payload[name] = torch.from_numpy(np.asarray(payload[name]))
         return Explanation(**payload)
