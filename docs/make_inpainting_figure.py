@@ -21,8 +21,8 @@ import torch  # noqa: E402
 from skimage import data, transform  # noqa: E402
 from skimage.segmentation import mark_boundaries  # noqa: E402
 
-from sedc.inpaint import harmonic_inpaint, opencv_inpaint  # noqa: E402
-from sedc.segmentation import segment  # noqa: E402
+from sedc.imaging.inpaint import harmonic_inpaint, opencv_inpaint  # noqa: E402
+from sedc.imaging.segmentation import segment  # noqa: E402
 
 ROUNDS = 21
 OUTPUT = Path(__file__).parent / "img" / "inpainting.png"

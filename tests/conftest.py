@@ -28,7 +28,7 @@ def load_photo(name: str, size: int = 224) -> np.ndarray:
 @pytest.fixture(scope="session")
 def photos():
     """name -> (image, quickshift segments) for the four photos, quickshift as in the paper."""
-    from sedc.segmentation import segment
+    from sedc.imaging.segmentation import segment
 
     out = {}
     for name in PHOTOS:

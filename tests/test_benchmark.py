@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from sedc import benchmark as bm
+from sedc.benchmark import cases, command, measure, report
 from sedc.benchmark import Answer, RunRecord
 
 
@@ -47,7 +47,7 @@ def test_summarize_hand_computed():
         run("fast", "a", 2, 2.0, model_seconds=1.0, evals=10, calls=2),
         run("fast", "b", 2, 2.0, model_seconds=1.0, evals=20, calls=3),
     ]
-    summary = bm.summarize(runs)
+    summary = report.summarize(runs)
     assert list(summary) == ["blur"]
     o, f = summary["blur"]["original"], summary["blur"]["fast"]
 
@@ -75,7 +75,7 @@ def test_summarize_hand_computed():
     assert f["photos"]["a"]["median_seconds"] == pytest.approx(0.5)
     assert f["photos"]["b"]["evaluations"] == pytest.approx(20)
 
-    text = bm.format_summary(summary, [])
+    text = report.format_summary(summary, [])
     assert "SEDC PERFORMANCE COMPARISON SUMMARY" in text
     assert "ORIGINAL IMPLEMENTATION:" in text and "FAST IMPLEMENTATION:" in text
     assert "Mean time: 6.0000 ± 3.0000 seconds" in text
@@ -89,7 +89,7 @@ def test_summarize_hand_computed():
 
 def test_single_round_has_zero_std_and_baseline_falls_back_to_first():
     runs = [run("explain", "a", 0, 2.0), run("batch", "a", 0, 4.0)]
-    s = bm.summarize(runs, baseline="original")["blur"]
+    s = report.summarize(runs, baseline="original")["blur"]
     assert s["explain"]["std"] == 0.0
     assert s["explain"]["speedup"] == pytest.approx(1.0)
     assert s["batch"]["speedup"] == pytest.approx(0.5)
@@ -110,26 +110,26 @@ def test_mismatch_is_reported():
         run("batch", "dog", 0, 1.0, segments=(5,)),
         run("explain", "dog", 0, 1.0, segments=(5,)),
     ]
-    mismatches = bm.find_mismatches(runs)
+    mismatches = report.find_mismatches(runs)
     assert {(m["implementation"], m["photo"]) for m in mismatches} == {("batch", "cat"), ("explain", "cat")}
     batch = next(m for m in mismatches if m["implementation"] == "batch")
     assert batch["expected"] == {"segments": [1, 3], "new_class": 7, "found": True}
     assert batch["got"] == {"segments": [1, 3], "new_class": 9, "found": True}
     assert batch["rounds"] == [0]
 
-    summary = bm.summarize(runs, mismatches=mismatches)["blur"]
+    summary = report.summarize(runs, mismatches=mismatches)["blur"]
     assert summary["original"]["valid"]
     assert not summary["batch"]["valid"] and not summary["explain"]["valid"]
 
     labels = [f"class{k}" for k in range(10)]
-    text = bm.format_summary({"blur": summary}, mismatches, labels=labels)
+    text = report.format_summary({"blur": summary}, mismatches, labels=labels)
     assert "NOT every implementation returned the same counterfactual" in text
     assert "!!! MISMATCH [blur] batch on cat (round 0): got segments [1, 3] -> class 9 (class9); " \
            "original gave segments [1, 3] -> class 7 (class7)" in text
     assert "!!! MISMATCH [blur] explain on cat" in text
     assert text.count("NOT VALID") == 2
     # the JSON-able summary keeps the flags
-    json.dumps(bm._clean(summary))
+    json.dumps(command._clean(summary))
 
 
 def test_nondeterministic_baseline_and_capped_runs():
@@ -138,9 +138,9 @@ def test_nondeterministic_baseline_and_capped_runs():
         run("original", "a", 0, 1.0, segments=(2,)),     # the baseline disagrees with itself
         run("explain", "a", 0, 1.0, segments=(9,), found=False, stop_reason="max_evals"),  # capped: skipped
     ]
-    mismatches = bm.find_mismatches(runs)
+    mismatches = report.find_mismatches(runs)
     assert [(m["implementation"], m["rounds"]) for m in mismatches] == [("original", [0])]
-    assert "round warm-up" not in bm.format_mismatch(mismatches[0])
+    assert "round warm-up" not in report.format_mismatch(mismatches[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def tiny_model() -> nn.Module:
 
 def test_timed_model_is_a_transparent_module():
     inner = tiny_model()
-    timed = bm.TimedModel(inner)
+    timed = measure.TimedModel(inner)
     assert isinstance(timed, nn.Module)
     assert [p.data_ptr() for p in timed.parameters()] == [p.data_ptr() for p in inner.parameters()]
     assert any(isinstance(m, nn.Conv2d) for m in timed.modules())
@@ -193,9 +193,9 @@ def tiny_context(implementations):
     segments = np.repeat(np.arange(6), 4)[None, :].repeat(24, axis=0)  # 6 vertical stripes
     args = argparse.Namespace(images=None, scaling_max_evals=6, scaling_explain_max_evals=None,
                               scaling_segments=[4, 8], throughput_repeats=1, throughput_max_time=30.0)
-    return bm.Context(args=args, device=torch.device("cpu"), model_name="tiny", labels=["red", "other"],
-                      input_size=24, models={"default": bm.TimedModel(tiny_model())},
-                      photos=[bm.Photo("stripes", array, segments)], modes=["mean"],
+    return measure.Context(args=args, device=torch.device("cpu"), model_name="tiny", labels=["red", "other"],
+                      input_size=24, models={"default": measure.TimedModel(tiny_model())},
+                      photos=[measure.Photo("stripes", array, segments)], modes=["mean"],
                       implementations=implementations, repeats=2, warmup_rounds=1, out=io.StringIO())
 
 
@@ -204,13 +204,13 @@ def test_comparison_case_end_to_end_with_tiny_model(monkeypatch):
         ctx.models["default"](photo.tensor)
         return Answer(True, [0, 1, 2], 0, 0)
 
-    impls = dict(bm.IMPLEMENTATIONS)
-    impls["wrong"] = bm.Implementation("wrong", "deliberately wrong", wrong)
-    impls["wrong-fp16"] = bm.Implementation("wrong-fp16", "inexact and wrong", wrong, exact=False)
-    monkeypatch.setattr(bm, "IMPLEMENTATIONS", impls)
+    impls = dict(measure.IMPLEMENTATIONS)
+    impls["wrong"] = measure.Implementation("wrong", "deliberately wrong", wrong)
+    impls["wrong-fp16"] = measure.Implementation("wrong-fp16", "inexact and wrong", wrong, exact=False)
+    monkeypatch.setattr(cases, "IMPLEMENTATIONS", impls)
 
     ctx = tiny_context(["original", "pytorch", "batch", "explain"])
-    section = bm.case_comparison(ctx)
+    section = cases.case_comparison(ctx)
     assert section["all_match"] and section["ok"]
     assert len(section["runs"]) == 4 * 3  # 4 implementations x (1 warm-up + 2 rounds)
     for name, s in section["summary"]["mean"].items():
@@ -220,10 +220,10 @@ def test_comparison_case_end_to_end_with_tiny_model(monkeypatch):
     assert "every implementation returned the same counterfactual" in text
 
     ctx = tiny_context(["original", "wrong-fp16"])
-    section = bm.case_comparison(ctx)
+    section = cases.case_comparison(ctx)
     assert not section["all_match"] and section["ok"]  # inexact: reported, does not fail
     ctx = tiny_context(["original", "explain", "wrong"])
-    section = bm.case_comparison(ctx)
+    section = cases.case_comparison(ctx)
     assert not section["all_match"] and not section["ok"]
     assert [m["implementation"] for m in section["mismatches"]] == ["wrong"]
     assert section["mismatches"][0]["rounds"] == [-1, 0, 1]
@@ -235,9 +235,9 @@ def test_cuda_variants_run_through_the_same_machinery_on_cpu():
     # explain-fp16 (autocast is a no-op off CUDA) and explain-cl (channels-last model copy)
     ctx = tiny_context(["original", "explain", "explain-fp16", "explain-cl"])
     inner = ctx.models["default"].module
-    ctx.models["channels_last"] = bm.TimedModel(
+    ctx.models["channels_last"] = measure.TimedModel(
         __import__("copy").deepcopy(inner).to(memory_format=torch.channels_last))
-    section = bm.case_comparison(ctx)
+    section = cases.case_comparison(ctx)
     assert section["all_match"] and section["ok"]
     assert section["implementations"]["explain-fp16"]["exact"] is False
     cl = [r for r in section["runs"] if r["implementation"] == "explain-cl"]
@@ -246,8 +246,8 @@ def test_cuda_variants_run_through_the_same_machinery_on_cpu():
 
 def test_scaling_case_and_plot_with_tiny_model(tmp_path):
     ctx = tiny_context(["original", "explain"])
-    ctx.results["comparison"] = bm.case_comparison(ctx)
-    ctx.results["scaling"] = section = bm.case_scaling(ctx)
+    ctx.results["comparison"] = cases.case_comparison(ctx)
+    ctx.results["scaling"] = section = cases.case_scaling(ctx)
     four, eight = section["points"]
     assert (four["requested"], four["n_segments"], eight["requested"], eight["n_segments"]) == (4, 4, 8, 8)
     for point in section["points"]:
@@ -261,33 +261,33 @@ def test_scaling_case_and_plot_with_tiny_model(tmp_path):
     assert section["ok"]
     assert "REACHED THE CAP" in ctx.out.getvalue()
     assert "SCALING WITH THE NUMBER OF SEGMENTS" in ctx.out.getvalue()
-    throughput = ctx.results["throughput"] = bm.case_throughput(ctx)
+    throughput = ctx.results["throughput"] = cases.case_throughput(ctx)
     assert throughput["ok"] and len(throughput["images"]) == 16
     assert set(throughput["summary"]) == {"explain loop", "explain_many", "2 workers"}
     assert all(row["answers_match_loop"] for row in throughput["summary"].values())
     assert "THROUGHPUT" in ctx.out.getvalue()
     png = tmp_path / "plot.png"
-    bm.write_plot(png, ctx.results, "test")
+    report.write_plot(png, ctx.results, "test", cases.CASES)
     assert png.stat().st_size > 1000
 
 
 def test_bad_options_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as err:
-        bm.main(["--implementations", "original,nope", "--device", "cpu"])
+        command.main(["--implementations", "original,nope", "--device", "cpu"])
     assert err.value.code == 2
     assert "nope" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        bm.main(["--device", "cpu", "--implementations", "explain-fp16"])
+        command.main(["--device", "cpu", "--implementations", "explain-fp16"])
     with pytest.raises(SystemExit):
-        bm.main(["--device", "cpu", "--modes", "smudge"])
+        command.main(["--device", "cpu", "--modes", "smudge"])
 
 
 def test_machine_info():
-    info = bm.machine_info(torch.device("cpu"))
+    info = report.machine_info(torch.device("cpu"))
     assert info["cpu_count"] == __import__("os").cpu_count()
     assert info["torch_threads"] == torch.get_num_threads()
     assert info["torch"] == torch.__version__ and info["cpu_model"]
-    assert "CPU cores" in bm.format_machine(info)
+    assert "CPU cores" in report.format_machine(info)
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def test_machine_info():
 @pytest.mark.slow
 def test_quick_run_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = bm.main(["--quick", "--device", "cpu", "--json", str(out), "--plot", str(tmp_path / "b.png")])
+    code = command.main(["--quick", "--device", "cpu", "--json", str(out), "--plot", str(tmp_path / "b.png")])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["ok"] and doc["comparison"]["all_match"] and doc["comparison"]["mismatches"] == []
@@ -324,7 +324,7 @@ def test_quick_run_writes_json(tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_quick_run_on_cuda(tmp_path):
     out = tmp_path / "bench.json"
-    assert bm.main(["--quick", "--device", "cuda", "--json", str(out)]) == 0
+    assert command.main(["--quick", "--device", "cuda", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     summary = doc["comparison"]["summary"]["mean"]
     assert set(summary) == {"original", "pytorch", "batch", "explain", "explain-fp16", "explain-cl"}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import sedc
-from sedc.perturbation import gaussian_blur, make_fill
+from sedc.core.perturbation import gaussian_blur, make_fill
 
 from conftest import RegionModel, grid_segments, load_photo, zeros_fill
 
@@ -78,7 +78,7 @@ def test_unknown_mode_lists_the_valid_ones(photo, seg32):
 @pytest.mark.parametrize("bad, match", [
     (lambda x: x.mean(dim=(1, 2, 3)), r"scores of shape \(B, K\); got shape \(1,\)"),
     (lambda x: torch.zeros(x.shape[0] + 1, 4), "returned 2 rows of scores for a batch of 1"),
-    (lambda x: [0.1, 0.9], "must return a \\(B, K\\) tensor"),
+    (lambda x: [0.1, 0.9], "returned a list whose first element is float; expected a tensor"),
     (lambda x: torch.zeros(x.shape[0], 1), "at least 2 classes"),
 ])
 def test_classifier_output_is_checked(photo, seg32, bad, match):

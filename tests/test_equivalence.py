@@ -1,6 +1,6 @@
 """The fast paths return the reference's counterfactual on real photos with the real model.
 
-The reference (:mod:`sedc.reference`, the original one-image-at-a-time numpy search) is the
+The reference (:mod:`sedc.core.reference`, the original one-image-at-a-time numpy search) is the
 oracle: same segments, same new class, and never more model evaluations.
 """
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import sedc
-from sedc import reference
+from sedc.core import reference
 
 from conftest import PHOTOS
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import sedc
-from sedc.evaluation import BatchSizer, Evaluator
+from sedc.core.evaluation import BatchSizer, Evaluator
 
 from conftest import RegionModel, grid_segments, zeros_fill
 
@@ -104,7 +104,7 @@ def test_evaluator_keeps_the_number_of_classes():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("mode", ["mean", "blur", "harmonic"])
 def test_cuda_matches_the_cpu_reference(real_model, photos, mode):
-    from sedc import reference
+    from sedc.core import reference
 
     cuda_model = sedc.models.load(device="cuda")
     for name in ("rocket", "astronaut", "coffee"):

@@ -1,4 +1,4 @@
-"""Tests for sedc.inpaint: the batched harmonic fill and the per-segment OpenCV reference."""
+"""Tests for sedc.imaging.inpaint: the batched harmonic fill and the per-segment OpenCV reference."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from skimage import data, segmentation, transform
 
-from sedc.inpaint import OPENCV_METHODS, harmonic_inpaint, opencv_inpaint
+from sedc.imaging.inpaint import OPENCV_METHODS, harmonic_inpaint, opencv_inpaint
 
 
 @pytest.fixture(scope="module")

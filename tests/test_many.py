@@ -20,7 +20,8 @@ from tinymodels import (
 )
 
 import sedc
-from sedc.many import ImageError, explain_many, iter_explain
+from sedc import ImageError
+from sedc.scale import explain_many, iter_explain
 
 N_IMAGES = 4
 
@@ -91,8 +92,9 @@ def test_failing_loader_is_reported_for_its_image_only():
 
 def test_failing_loader_raises_by_default():
     items = [tiny_image(0), functools.partial(fail_loading, "broken.png"), tiny_image(1)]
-    with pytest.raises(OSError, match="broken.png"):
+    with pytest.raises(ImageError, match="image 1: OSError: .*broken.png") as caught:
         explain_many(items, TinyNet(), grid(), mode="mean")
+    assert isinstance(caught.value.__cause__, OSError) and caught.value.index == 1
 
 
 def test_on_error_is_validated():
@@ -110,8 +112,9 @@ def test_model_error_fails_that_image_only(model_class):
     assert "ValueError: sentinel" in results[1].message
     for i in (0, 2, 3):
         assert_same(results[i], alone(imgs[i], mode="mean"))
-    with pytest.raises(ValueError, match="sentinel"):
+    with pytest.raises(ImageError, match="ValueError: sentinel") as caught:
         explain_many(imgs, model_class(), grid(), mode="mean", window=4, batch_size=64)
+    assert isinstance(caught.value.__cause__, ValueError)
 
 
 def test_max_evals_holds_per_image():

@@ -1,4 +1,4 @@
-"""sedc.ray on a local two-CPU Ray instance: results equal sedc.explain, failures stay per image."""
+"""sedc.scale.ray on a local two-CPU Ray instance: results equal sedc.explain, failures stay per image."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from tinymodels import BrokenFactory, ExitOnSentinel, TinyNet, fail_loading, grid, load_array, tiny_image
 
 import sedc
-from sedc.many import ImageError
+from sedc import ImageError
 
 TESTS = str(Path(__file__).resolve().parent)
 
@@ -37,7 +37,7 @@ def cluster():
 
 
 def explain_ray(items, model, **options):
-    from sedc.ray import iter_explain_ray
+    from sedc.scale.ray import iter_explain_ray
 
     results = dict(iter_explain_ray(items, model, grid(), mode="mean", **options))
     assert sorted(results) == list(range(len(items)))
@@ -90,7 +90,7 @@ def test_factory_that_cannot_build_the_model(cluster):
 
 
 def test_options_are_checked_before_starting_anything():
-    from sedc.ray import iter_explain_ray
+    from sedc.scale.ray import iter_explain_ray
 
     with pytest.raises(TypeError, match="unknown option"):
         next(iter_explain_ray([tiny_image(0)], TinyNet(), devices=["cpu"]))
@@ -101,14 +101,14 @@ def test_options_are_checked_before_starting_anything():
 
 
 def test_builtin_model_factory_pickles():
-    from sedc.ray import BuiltinModel
+    from sedc.scale.ray import BuiltinModel
 
     factory = pickle.loads(pickle.dumps(BuiltinModel("efficientnet-lite0")))
     assert factory == BuiltinModel("efficientnet-lite0")
 
 
 def test_missing_ray_names_the_extra(monkeypatch):
-    from sedc.ray import iter_explain_ray
+    from sedc.scale.ray import iter_explain_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'sedc\[ray\]'"):

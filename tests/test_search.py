@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import sedc
-from sedc import reference
-from sedc.search import Scores, Search
+from sedc.core import reference
+from sedc.core.search import Scores, Search
 
 from conftest import RegionModel, grid_segments, zeros_fill
 

@@ -1,4 +1,4 @@
-"""Tests for sedc.segmentation on a real photo (scikit-image's chelsea, 224x224)."""
+"""Tests for sedc.imaging.segmentation on a real photo (scikit-image's chelsea, 224x224)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from skimage import data, transform
 
-from sedc import segmentation
-from sedc.segmentation import DEFAULT_PARAMS, METHODS, segment
+from sedc.imaging import segmentation
+from sedc.imaging.segmentation import DEFAULT_PARAMS, METHODS, segment
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from PIL import Image
 from skimage import data, transform
 from skimage.segmentation import slic
 
-from sedc.explanation import Explanation
+from sedc.result import Explanation
 from sedc.models import imagenet_labels
 from sedc.visualize import class_name, plot, summary
 

@@ -16,20 +16,23 @@ from .compat import (
     sedc_pytorch,
     sedc_pytorch_batch,
 )
-from .engine import explain
-from .explanation import Explanation
-from .perturbation import MODES
+from .core.engine import explain
+from .options import MODES, ExplainOptions
+from .result import Explanation, ImageError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MODES",
+    "ExplainOptions",
     "Explanation",
+    "ImageError",
     "create_explanation_mask",
     "create_perturbation_mask",
     "create_perturbed_image",
     "explain",
     "explain_many",
+    "iter_explain",
     "models",
     "plot",
     "reference",
@@ -39,11 +42,12 @@ __all__ = [
 ]
 
 _LAZY = {
-    "segment": ("sedc.segmentation", "segment"),
+    "segment": ("sedc.imaging.segmentation", "segment"),
     "plot": ("sedc.visualize", "plot"),
-    "explain_many": ("sedc.many", "explain_many"),
+    "explain_many": ("sedc.scale.many", "explain_many"),
+    "iter_explain": ("sedc.scale.many", "iter_explain"),
     "models": ("sedc.models", None),
-    "reference": ("sedc.reference", None),
+    "reference": ("sedc.core.reference", None),
 }
 
 

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ._inputs import as_image_tensor, as_segments, resolve_device
-from .engine import explain
-from .perturbation import make_fill
+from ._validate import as_image_tensor, as_segments, resolve_device
+from .core.engine import explain
+from .core.perturbation import make_fill
 
 
 def sedc_pytorch(image: Any, classifier: Any, segments: Any, mode: Any = "mean",
@@ -56,7 +56,7 @@ def sedc_pytorch_batch(image: Any, classifier: Any, segments: Any, mode: Any = "
 
 def create_perturbation_mask(image: Any, segments: Any, mode: Any = "mean", device: Any = None,
                              seed: int = 0) -> torch.Tensor:
-    """The fill image for ``mode``: (1, C, H, W) on ``device`` (see :func:`sedc.perturbation.make_fill`)."""
+    """The fill image for ``mode``: (1, C, H, W) on ``device`` (see :func:`sedc.core.perturbation.make_fill`)."""
     tensor = as_image_tensor(image)
     dev = resolve_device(device, tensor.device)
     tensor = tensor.to(dev)

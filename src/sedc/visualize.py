@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -16,7 +16,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.segmentation import mark_boundaries
 
-from .explanation import Explanation
+if TYPE_CHECKING:  # visualize takes data; result.py reaches it only from Explanation.plot
+    from .result import Explanation
+
+_FIELDS = ("image", "segmentation", "mask", "perturbed_image", "segments", "original_class", "new_class")
 
 __all__ = ["class_name", "plot", "summary"]
 
@@ -64,7 +67,7 @@ def plot(explanation: Explanation, labels: Sequence[str] | None = None, path: st
     -------
     matplotlib.figure.Figure
     """
-    if not isinstance(explanation, Explanation):
+    if not all(hasattr(explanation, name) for name in _FIELDS):
         raise TypeError(f"explanation must be a sedc.Explanation; got {type(explanation).__name__}")
     if not isinstance(dpi, int) or isinstance(dpi, bool) or dpi < 1:
         raise ValueError(f"dpi must be a positive int; got {dpi!r}")

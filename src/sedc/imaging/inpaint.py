@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ._inputs import positive_number
+from .._validate import positive_number
 
 OPENCV_METHODS = ("ns", "telea")
 

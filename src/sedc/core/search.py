@@ -5,7 +5,7 @@ The search proposes candidate segment sets (:meth:`Search.take`) and consumes th
 searches can share one model batch. Sets are Python ints used as bit masks over segment
 *positions* 0..N-1 (positions follow ascending label order, so bit order is label order).
 
-The rules are those of ``shared/SEDC.md``: children in ascending label order, the frontier
+The rules are those of ``docs/algorithm.md``: children in ascending label order, the frontier
 entry with the highest priority is expanded first (ties: the one that joined first), a step's
 counterfactuals are compared only at the end of the step, and every distinct set is evaluated
 at most once.
@@ -133,8 +133,28 @@ class Search(_Steps):
         if self.done:
             return
         if self._step_found:
-            self.best = self._choose(self._step_found)
+            self.best = self.choose(self._step_found)
         self.done, self.stop_reason = True, reason
+
+    # -- shared with Pruner --------------------------------------------------------------------
+    def is_counterfactual(self, predicted: int) -> bool:
+        """Whether a set predicted as ``predicted`` is a counterfactual of this search."""
+        if self.target is None:
+            return predicted != self.original_class
+        return predicted == self.target
+
+    def claim(self, bits: int) -> bool:
+        """Mark set ``bits`` as evaluated; False when it already was (never evaluate it again)."""
+        if bits in self._seen:
+            return False
+        self._seen.add(bits)
+        return True
+
+    def choose(self, found: list[Counterfactual]) -> Counterfactual:
+        """Largest drop of the original score (SEDC) / highest target score (SEDC-T); first on ties."""
+        if self.target is None:
+            return min(found, key=lambda cf: cf.original)
+        return max(found, key=lambda cf: cf.target)
 
     # -- internals -----------------------------------------------------------------------------
     def _priority(self, original: float, target: float) -> float:
@@ -142,15 +162,10 @@ class Search(_Steps):
             return self.original_score - original
         return target - original
 
-    def _is_counterfactual(self, predicted: int) -> bool:
-        if self.target is None:
-            return predicted != self.original_class
-        return predicted == self.target
-
     def _consume_one(self, bits: int, scores: Scores, i: int) -> None:
         predicted = int(scores.predicted[i])
         original, target = float(scores.original[i]), float(scores.target[i])
-        if self._is_counterfactual(predicted):
+        if self.is_counterfactual(predicted):
             self._step_found.append(Counterfactual(bits, predicted, float(scores.top[i]), original, target))
         else:
             heapq.heappush(self._frontier, (-self._priority(original, target), self._joined, bits))
@@ -158,7 +173,7 @@ class Search(_Steps):
 
     def _finish_step(self) -> None:
         if self._step_found:
-            self.best = self._choose(self._step_found)
+            self.best = self.choose(self._step_found)
             self.done, self.stop_reason = True, "found"
             return
         while self._frontier:
@@ -175,17 +190,10 @@ class Search(_Steps):
             if parent & bit:
                 continue
             child = parent | bit
-            if child not in self._seen:
-                self._seen.add(child)
+            if self.claim(child):
                 children.append(child)
         self._step, self._cursor, self._received, self._step_found = children, 0, 0, []
         return bool(children)
-
-    def _choose(self, found: list[Counterfactual]) -> Counterfactual:
-        """Largest drop of the original score (SEDC) / highest target score (SEDC-T); first on ties."""
-        if self.target is None:
-            return min(found, key=lambda cf: cf.original)
-        return max(found, key=lambda cf: cf.target)
 
 
 class Pruner(_Steps):
@@ -214,14 +222,14 @@ class Pruner(_Steps):
         search = self._search
         for i, bits in enumerate(sets):
             predicted = int(scores.predicted[i])
-            if search._is_counterfactual(predicted):
+            if search.is_counterfactual(predicted):
                 self._found.append(Counterfactual(bits, predicted, float(scores.top[i]),
                                                   float(scores.original[i]), float(scores.target[i])))
         self._received += len(sets)
         self.n_evaluated += len(sets)
         if self._received == len(self._step):
             if self._found:
-                self.best = search._choose(self._found)
+                self.best = search.choose(self._found)
             if self._found and self._next_step():
                 return
             self.done = True
@@ -236,8 +244,7 @@ class Pruner(_Steps):
         if bits & (bits - 1):  # at least two segments
             for j in range(self._search.n_segments):
                 bit = 1 << j
-                if bits & bit and (bits ^ bit) not in self._search._seen:
-                    self._search._seen.add(bits ^ bit)
+                if bits & bit and self._search.claim(bits ^ bit):
                     step.append(bits ^ bit)
         self._step, self._cursor, self._received, self._found = step, 0, 0, []
         if not step:

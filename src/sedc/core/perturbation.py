@@ -1,7 +1,7 @@
 """Fills ("perturbed images") and the composition of candidate images on the device.
 
 A *fill* is an image the size of the input whose pixels replace those of removed segments
-(SEDC.md, "Fill"). It is computed once per explanation. Candidate images for a batch of segment
+(docs/algorithm.md, "Fills"). It is computed once per explanation. Candidate images for a batch of segment
 sets are then composed in one tensor operation from a per-pixel segment index.
 """
 
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._inputs import as_image_tensor
+from .._validate import as_image_tensor
+from ..options import MODES, check_mode
 
-MODES = ("mean", "blur", "random", "inpaint", "inpaint_telea", "harmonic")
 """Built-in fill modes. ``harmonic`` is the PyTorch-native inpainting (all segments at once)."""
 
 BLUR_KSIZE = 31
@@ -121,21 +121,6 @@ def make_fill(
                     f"or a fill image; got {type(mode).__name__}")
 
 
-def mode_name(mode: Any) -> str:
-    """Name of a mode for reports: the string itself, or ``"custom"``."""
-    return mode if isinstance(mode, str) else "custom"
-
-
-def check_mode(mode: Any) -> None:
-    """Raise a ValueError for an unknown mode name (listing the valid ones)."""
-    if isinstance(mode, str) and mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; valid modes are {', '.join(map(repr, MODES))}, "
-                         "a callable (image, segments) -> fill, or a fill image")
-    if not isinstance(mode, (str, torch.Tensor, np.ndarray)) and not callable(mode):
-        raise TypeError(f"mode must be one of {list(MODES)}, a callable (image, segments) -> fill, "
-                        f"or a fill image; got {type(mode).__name__}")
-
-
 def _builtin_fill(image: torch.Tensor, segments: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
     check_mode(mode)
     _, channels, height, width = image.shape
@@ -147,11 +132,11 @@ def _builtin_fill(image: torch.Tensor, segments: torch.Tensor, mode: str, seed: 
         noise = random_fill_array(height, width, channels, seed)
         return torch.from_numpy(noise.transpose(2, 0, 1).copy())[None].to(image.device)
     if mode == "harmonic":
-        from .inpaint import harmonic_inpaint
+        from ..imaging.inpaint import harmonic_inpaint
 
         labels = torch.unique(segments, return_inverse=True)[1]
         return harmonic_inpaint(image, labels)
-    from .inpaint import opencv_inpaint
+    from ..imaging.inpaint import opencv_inpaint
 
     array = image[0].permute(1, 2, 0).cpu().numpy()
     filled = opencv_inpaint(array, segments.cpu().numpy(), method="telea" if mode == "inpaint_telea" else "ns")

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..models.outputs import to_scores
 from .search import Scores
 
 Classifier = Callable[[torch.Tensor], Any]
@@ -18,28 +19,9 @@ CPU_START_BATCH = 2  # auto starts here: batches of 1 are the slowest per image 
 CUDA_START_BATCH = 16
 
 
-def check_batch_size(batch_size: Any) -> int | str:
-    """Validate ``batch_size``: ``"auto"`` or a positive int."""
-    if batch_size == "auto":
-        return "auto"
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be 'auto' or a positive integer; got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be 'auto' or a positive integer; got {batch_size!r}")
-    return int(batch_size)
-
-
 def as_scores(output: Any, batch: int) -> torch.Tensor:
     """Validate a classifier's output for a batch of ``batch`` images: a (B, K) tensor."""
-    if isinstance(output, np.ndarray):
-        output = torch.from_numpy(output)
-    if not isinstance(output, torch.Tensor):
-        logits = getattr(output, "logits", None)
-        if isinstance(logits, torch.Tensor):
-            output = logits
-        else:
-            raise TypeError(f"the classifier must return a (B, K) tensor of class scores; "
-                            f"got {type(output).__name__}")
+    output = to_scores(output)
     if output.ndim != 2:
         raise ValueError(f"the classifier must return scores of shape (B, K); got shape "
                          f"{tuple(output.shape)} for a batch of {batch}")
@@ -160,7 +142,7 @@ class Evaluator:
                  autocast: bool = False, max_batch: int | None = None) -> None:
         self.classifier = classifier
         self.device = device
-        self.sizer = BatchSizer(check_batch_size(batch_size), device, max_batch=max_batch)
+        self.sizer = BatchSizer(batch_size, device, max_batch=max_batch)
         self.autocast = autocast
         self.model_time = 0.0
         self.n_images = 0

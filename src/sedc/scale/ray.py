@@ -1,9 +1,9 @@
 """Explaining many images on a Ray cluster: :func:`iter_explain_ray` and :func:`explain_many_ray`.
 
-The same work as :func:`sedc.many.iter_explain` with ``devices=[...]``, spread over Ray actors
+The same work as :func:`sedc.scale.iter_explain` with ``devices=[...]``, spread over Ray actors
 instead of local worker processes. Each actor holds its own copy of the model (one actor per
 GPU on a cluster with GPUs, else a few CPU actors) and explains chunks of images with
-cross-image batching (:func:`sedc.workers.run_chunk`); results are exactly what
+cross-image batching (:func:`sedc.scale.chunk.run_chunk`); results are exactly what
 :func:`sedc.explain` returns for each image alone. An actor that dies loses only the chunks it
 was holding: their images are retried once, one image per chunk, on a fresh actor, then
 reported as failed.
@@ -20,7 +20,7 @@ On one machine (starts a local Ray instance for the duration of the call):
 
 >>> import functools, sedc
 >>> from sedc.io import load_image
->>> from sedc.ray import BuiltinModel, iter_explain_ray
+>>> from sedc.scale.ray import BuiltinModel, iter_explain_ray
 >>> loaders = [functools.partial(load_image, p, 224) for p in paths]           # doctest: +SKIP
 >>> for index, e in iter_explain_ray(loaders, BuiltinModel("efficientnet-lite0"),
 ...                                  mode="blur", on_error="return"):             # doctest: +SKIP
@@ -49,15 +49,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from .explanation import Explanation
+from ..options import ExplainOptions
+from ..result import Explanation, ImageError, check_on_error, failed
+from .chunk import build_model, run_chunk, unpack
+from .runner import segments_for
 
 IN_FLIGHT = 2          # chunks handed to one actor at a time
 RETRIES = 1            # extra tries of an image whose actor died
 MAX_CPU_ACTORS = 4
 STARTUP_FAILURES = 3   # actors dying before they are ready, in a row, before giving up
-EXPLAIN_OPTIONS = ("mode", "target", "batch_size", "max_time", "max_evals", "seed", "prune", "autocast",
-                   "channels_last", "max_batch", "window")
-INSTALL_HINT = "sedc.ray needs Ray: pip install 'sedc[ray]'"
+INSTALL_HINT = "sedc.scale.ray needs Ray: pip install 'sedc[ray]'"
 
 
 def _ray() -> Any:
@@ -78,7 +79,7 @@ class BuiltinModel:
     name: str = "efficientnet-lite0"
 
     def __call__(self) -> Any:
-        from .models import load
+        from ..models import load
 
         return load(self.name).module
 
@@ -87,7 +88,7 @@ _ACTOR_CLASS: Any = None
 
 
 def _actor_class(ray: Any) -> Any:
-    """The Ray actor class (defined on first use, so that importing sedc.ray needs no Ray)."""
+    """The Ray actor class (defined on first use, so that importing sedc.scale.ray needs no Ray)."""
     global _ACTOR_CLASS
     if _ACTOR_CLASS is None:
 
@@ -95,24 +96,21 @@ def _actor_class(ray: Any) -> Any:
             """Holds one model copy on one device and explains chunks of images."""
 
             def __init__(self, classifier: Any, device: str, threads: int, segmenter: Callable | None,
-                         options: dict) -> None:
+                         options: ExplainOptions, window: int | None) -> None:
                 import torch
-
-                from sedc.workers import build_model
 
                 if threads:
                     torch.set_num_threads(threads)
                 self.device = torch.device(device)
                 self.model = build_model(classifier, self.device)
-                self.segmenter, self.options = segmenter, options
+                self.segmenter, self.options, self.window = segmenter, options, window
 
             def ready(self) -> str:
                 return str(self.device)
 
             def run(self, chunk: list) -> list:
-                from sedc.workers import run_chunk
-
-                return list(run_chunk(self.model, self.device, chunk, self.segmenter, self.options))
+                return list(run_chunk(self.model, self.device, chunk, self.segmenter, self.options,
+                                      self.window))
 
         _ACTOR_CLASS = ray.remote(max_restarts=0, max_task_retries=0)(SedcActor)
     return _ACTOR_CLASS
@@ -129,8 +127,10 @@ def iter_explain_ray(
     segmenter: Callable[[Any], Any] | None = None,
     on_error: str = "raise",
     chunk_size: int = 4,
+    window: int | None = None,
+    options: ExplainOptions | None = None,
     **explain_options: Any,
-) -> Iterator[tuple[int, Explanation | Any]]:
+) -> Iterator[tuple[int, Explanation | ImageError]]:
     """Explain many images on Ray actors, yielding ``(index, Explanation)`` as chunks finish.
 
     Parameters
@@ -157,28 +157,23 @@ def iter_explain_ray(
         Picklable ``segmenter(image) -> labels`` for images without given segments.
     on_error : {"raise", "return"}
         ``"return"`` yields ``(index, ImageError)`` for a failed image and goes on; ``"raise"``
-        raises the first :class:`sedc.many.ImageError`.
+        raises the first :class:`sedc.ImageError`.
     chunk_size : int
         Images per actor call (explained together, with cross-image batching).
+    window : int, optional
+        Searches an actor runs at once (see :class:`sedc.scale.runner.Runner`).
+    options : ExplainOptions, optional
+        The search settings; ``**explain_options`` override single ones.
     **explain_options
-        ``mode``, ``target``, ``batch_size``, ``max_time``, ``max_evals``, ``seed``, ``prune``,
-        ``autocast``, ``channels_last``, ``max_batch``, ``window``: as for
-        :func:`sedc.many.iter_explain` (limits are per image).
+        Any :class:`sedc.ExplainOptions` field (``mode``, ``target``, ``batch_size``, ...),
+        as for :func:`sedc.explain` (limits are per image).
 
     Yields
     ------
     (int, Explanation or ImageError)
     """
-    from .evaluation import check_batch_size
-    from .many import ON_ERROR, ImageError
-
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}")
-    unknown = sorted(set(explain_options) - set(EXPLAIN_OPTIONS))
-    if unknown:
-        raise TypeError(f"unknown option(s) {', '.join(unknown)}; expected some of {', '.join(EXPLAIN_OPTIONS)}")
-    if "batch_size" in explain_options:
-        explain_options["batch_size"] = check_batch_size(explain_options["batch_size"])
+    check_on_error(on_error)
+    options = ExplainOptions.build(options, **explain_options)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
     if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int)
@@ -194,9 +189,9 @@ def iter_explain_ray(
     if not ray.is_initialized():
         ray.init(address=address)
         started = True
-    cluster = _Cluster(ray, _cpu_copy(classifier), segmenter, explain_options, num_actors, num_gpus_per_actor)
+    cluster = _Cluster(ray, _cpu_copy(classifier), segmenter, (options, window), num_actors, num_gpus_per_actor)
     try:
-        yield from cluster.run(_chunks(images, segments, chunk_size), on_error, ImageError)
+        yield from cluster.run(_chunks(images, segments, chunk_size), on_error)
     finally:
         cluster.close()
         if started:
@@ -223,8 +218,7 @@ def _cpu_copy(classifier: Any) -> Any:
 def _chunks(images: Iterable[Any], segments: Any, size: int) -> Iterator[list[tuple[int, Any, Any]]]:
     chunk = []
     for index, item in enumerate(images):
-        seg = segments[index] if isinstance(segments, (list, tuple)) else segments
-        chunk.append((index, item, seg))
+        chunk.append((index, item, segments_for(segments, index)))
         if len(chunk) == size:
             yield chunk
             chunk = []
@@ -244,8 +238,8 @@ class _Actor:
 class _Cluster:
     """The actors, the chunks they hold, and the retries of images whose actor died."""
 
-    def __init__(self, ray: Any, classifier: Any, segmenter: Callable | None, options: dict,
-                 num_actors: int | None, num_gpus_per_actor: float | None) -> None:
+    def __init__(self, ray: Any, classifier: Any, segmenter: Callable | None,
+                 settings: tuple[ExplainOptions, int | None], num_actors: int | None, num_gpus_per_actor: float | None) -> None:
         self.ray = ray
         resources = ray.cluster_resources()
         gpus, cpus = float(resources.get("GPU", 0)), float(resources.get("CPU", 1))
@@ -262,7 +256,7 @@ class _Cluster:
             self.actor_options = {"num_cpus": per_actor}
             device, threads = "cpu", max(1, int(per_actor))
         self.actor_class = _actor_class(ray)
-        self.args = (ray.put(classifier), device, threads, segmenter, options)
+        self.args = (ray.put(classifier), device, threads, segmenter, *settings)
         self.actors: dict[int, _Actor] = {}
         self.ready_refs: dict[Any, int] = {}
         self.tasks: dict[Any, tuple[int, list]] = {}
@@ -277,9 +271,7 @@ class _Cluster:
         self.actors[key] = _Actor(key, handle)
         self.ready_refs[handle.ready.remote()] = key
 
-    def run(self, chunks: Iterator[list], on_error: str, image_error: type) -> Iterator[tuple[int, Any]]:
-        from .workers import unpack
-
+    def run(self, chunks: Iterator[list], on_error: str) -> Iterator[tuple[int, Any]]:
         ray = self.ray
         retry: deque[list] = deque()
         tries: dict[int, int] = {}
@@ -315,7 +307,7 @@ class _Cluster:
                 results = ray.get(ref)
             except ray.exceptions.RayTaskError as err:  # an error outside run_chunk's per-image handling
                 for index, _, _ in chunk:
-                    yield self._error(image_error(index, _first_line(err)), on_error)
+                    yield failed(ImageError(index, _cause(err)), on_error)
                 continue
             except ray.exceptions.RayError as err:  # the actor (or its node) died
                 self._lost(key)
@@ -326,13 +318,11 @@ class _Cluster:
                         retry.append([triple])  # alone: an image that kills its actor takes no other down
                         continue
                     message = f"Ray actor died twice on this image: {_short(err)}"
-                    yield self._error(image_error(index, message, kind="worker-died"), on_error)
+                    yield failed(ImageError(index, message, kind="worker-died"), on_error)
                 continue
             for index, packed in results:
                 result = unpack(index, packed)
-                if isinstance(result, image_error):
-                    result = self._error(result, on_error)[1]
-                yield index, result
+                yield failed(result, on_error) if isinstance(result, ImageError) else (index, result)
 
     def _started(self, ref: Any) -> None:
         key = self.ready_refs.pop(ref)
@@ -340,11 +330,11 @@ class _Cluster:
             self.ray.get(ref)
         except self.ray.exceptions.RayActorError as err:
             if getattr(err, "actor_init_failed", False):
-                raise RuntimeError(f"a Ray actor could not build the model: {_first_line(err)}") from err
+                raise RuntimeError(f"a Ray actor could not build the model: {_cause(err)}") from err
             self.startup_failures += 1
             if self.startup_failures >= STARTUP_FAILURES:
                 raise RuntimeError(f"{self.startup_failures} Ray actors died while starting; last: "
-                                   f"{_first_line(err)}") from err
+                                   f"{_cause(err)}") from err
             self._lost(key)
             return
         self.startup_failures = 0
@@ -362,12 +352,6 @@ class _Cluster:
             pass
         self.spawn()
 
-    @staticmethod
-    def _error(error: Any, on_error: str) -> tuple[int, Any]:
-        if on_error == "raise":
-            raise error
-        return error.index, error
-
     def close(self) -> None:
         for actor in self.actors.values():
             try:
@@ -383,8 +367,8 @@ def _short(err: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _first_line(err: BaseException) -> str:
+def _cause(err: BaseException) -> str:
+    """The cause of a Ray error: its last non-empty line (Ray puts "ValueError: reason" last)."""
     text = str(err).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # Ray's messages put the cause last ("... ValueError: reason"); keep it short.
     return lines[-1] if lines else type(err).__name__

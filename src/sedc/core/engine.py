@@ -1,9 +1,10 @@
-"""``sedc.explain``: the fast SEDC / SEDC-T engine.
+"""``sedc.explain``: the fast SEDC / SEDC-T engine for one image.
 
-The pieces: :mod:`sedc.perturbation` builds the fill and composes candidate batches on the
-device, :mod:`sedc.search` decides which segment sets to evaluate, :mod:`sedc.evaluation` runs the
-model. :class:`Job` ties them together for one image so that a driver (:func:`run_jobs`) can
-evaluate the candidates of one or many searches in shared batches.
+The pieces: :mod:`~sedc.core.perturbation` builds the fill and composes candidate batches on the
+device, :mod:`~sedc.core.search` decides which segment sets to evaluate (the algorithm is stated
+in ``docs/algorithm.md``), :mod:`~sedc.core.evaluation` runs the model. :class:`Job` ties them
+together for one image so that a driver (:func:`run_jobs` here, :mod:`sedc.scale.runner` for many
+images) can evaluate the candidates of one or many searches in shared batches.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ._inputs import as_image_tensor, as_segments, module_device, positive_number, resolve_device
-from .evaluation import Evaluator, check_batch_size
-from .explanation import Explanation
-from .perturbation import Composer, check_mode, make_fill, mode_name, segment_index
+from .._validate import as_image_tensor, as_segments, classifier_device
+from ..options import ExplainOptions, mode_name
+from ..result import Explanation
+from .evaluation import Evaluator
+from .perturbation import Composer, make_fill, segment_index
 from .search import Pruner, Scores, Search
 
 
@@ -134,11 +136,10 @@ class Job:
 def prepare(image: Any, segments: Any, mode: Any, device: torch.device, seed: int,
             channels_last: bool = False) -> Prepared:
     """Validate and move one image to ``device``; segment it if needed; compute its fill."""
-    check_mode(mode)
     tensor = as_image_tensor(image).to(device)
     height, width = tensor.shape[2:]
     if segments is None:
-        from .segmentation import segment
+        from ..imaging.segmentation import segment
 
         segments = segment(tensor, "quickshift")
     segments = as_segments(segments, height, width)
@@ -175,11 +176,12 @@ def run_jobs(jobs: Sequence[Job], evaluator: Evaluator) -> None:
     while active:
         batch = take_batch(active, evaluator)
         if batch:
-            _evaluate([(active[k], sets) for k, sets in batch], evaluator)
+            evaluate_batch([(active[k], sets) for k, sets in batch], evaluator)
         active = [job for job in active if not job.done]
 
 
-def _evaluate(batch: list[tuple[Job, list[int]]], evaluator: Evaluator) -> None:
+def evaluate_batch(batch: list[tuple[Job, list[int]]], evaluator: Evaluator) -> None:
+    """Evaluate ``(job, candidate sets)`` pairs in one model call and feed each job its scores."""
     device = evaluator.device
     originals, targets, all_sets = [], [], []
     for job, sets in batch:
@@ -253,30 +255,6 @@ def finish(job: Job) -> Explanation:
     )
 
 
-def check_target(target: Any) -> int | None:
-    """Validate the type of ``target`` (range is checked against the model's output)."""
-    if target is None:
-        return None
-    if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
-        raise TypeError(f"target must be None or an integer class index; got {target!r}")
-    if target < 0:
-        raise ValueError(f"target must be a class index >= 0; got {target}")
-    return int(target)
-
-
-def classifier_device(classifier: Any, device: Any) -> torch.device:
-    """Resolve ``device`` against the classifier's parameters; refuse a mismatch."""
-    if not callable(classifier):
-        raise TypeError(f"classifier must be a torch.nn.Module or a callable mapping (B, C, H, W) "
-                        f"tensors to (B, K) scores; got {type(classifier).__name__}")
-    own = module_device(classifier)
-    dev = resolve_device(device, own)
-    if own is not None and own.type != dev.type:
-        raise ValueError(f"the classifier's parameters are on {own} but device is {dev}; move the "
-                         f"model first (model.to({str(dev)!r})) or pass device={str(own)!r}")
-    return dev
-
-
 def explain(
     image: Any,
     classifier: Any,
@@ -339,31 +317,33 @@ def explain(
     >>> e = sedc.explain(photo, model.module, mode="blur")      # doctest: +SKIP
     >>> e.segments, model.labels[e.new_class]                   # doctest: +SKIP
     """
+    options = ExplainOptions(mode=mode, target=target, batch_size=batch_size, max_time=max_time,
+                             max_evals=max_evals, seed=seed, prune=prune, autocast=autocast,
+                             channels_last=channels_last)
     dev = classifier_device(classifier, device)
-    evaluator = Evaluator(classifier, dev, check_batch_size(batch_size), autocast=autocast)
-    job = make_job(image, segments, mode=mode, target=target, device=dev, max_time=max_time,
-                   max_evals=max_evals, seed=seed, prune=prune,
-                   channels_last=use_channels_last(channels_last, classifier, dev))
+    evaluator = make_evaluator(classifier, dev, options)
+    job = make_job(image, segments, options, dev, use_channels_last(options, classifier, dev))
     evaluate_originals([job], evaluator)
     run_jobs([job], evaluator)
     return finish(job)
 
 
-def make_job(image: Any, segments: Any, *, mode: Any, target: Any, device: torch.device,
-             max_time: Any, max_evals: Any, seed: int, prune: bool, channels_last: bool) -> Job:
-    """Validate the per-image options and prepare a :class:`Job` (no model calls)."""
-    max_time = positive_number("max_time", max_time)
-    max_evals = positive_number("max_evals", max_evals, integer=True)
-    target = check_target(target)
-    prepared = prepare(image, segments, mode, device, seed, channels_last=channels_last)
-    return Job(prepared, target, max_time, max_evals, bool(prune))
+def make_evaluator(classifier: Any, device: torch.device, options: ExplainOptions) -> Evaluator:
+    """The :class:`Evaluator` that runs ``classifier`` on ``device`` as ``options`` say."""
+    return Evaluator(classifier, device, options.batch_size, autocast=options.autocast,
+                     max_batch=options.max_batch)
 
 
-def use_channels_last(option: bool | str, classifier: Any, device: torch.device) -> bool:
+def make_job(image: Any, segments: Any, options: ExplainOptions, device: torch.device,
+             channels_last: bool) -> Job:
+    """Prepare one image's :class:`Job` under validated ``options`` (no model calls)."""
+    prepared = prepare(image, segments, options.mode, device, options.seed, channels_last=channels_last)
+    return Job(prepared, options.target, options.max_time, options.max_evals, options.prune)
+
+
+def use_channels_last(options: ExplainOptions, classifier: Any, device: torch.device) -> bool:
     """Resolve ``channels_last="auto"``: on for modules with 2-D convolutions."""
-    if option == "auto":
+    if options.channels_last == "auto":
         return isinstance(classifier, torch.nn.Module) and any(
             isinstance(m, torch.nn.Conv2d) for m in classifier.modules())
-    if not isinstance(option, bool):
-        raise TypeError(f"channels_last must be True, False or 'auto'; got {option!r}")
-    return option
+    return bool(options.channels_last)

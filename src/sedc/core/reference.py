@@ -20,7 +20,9 @@ import cv2
 import numpy as np
 import torch
 
-from .perturbation import BLUR_KSIZE, MODES, random_fill_array
+from ..models.outputs import to_scores
+from ..options import MODES
+from .perturbation import BLUR_KSIZE, random_fill_array
 
 
 class ReferenceResult(NamedTuple):
@@ -62,14 +64,14 @@ class TorchPredictor:
         start = time.perf_counter()
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2)
         with torch.inference_mode():
-            scores = self.model(tensor.to(self.device)).float().cpu().numpy()
+            scores = to_scores(self.model(tensor.to(self.device))).float().cpu().numpy()
         self.model_time += time.perf_counter() - start
         self.n_calls += 1
         return scores
 
 
 def perturbed_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: int = 0) -> np.ndarray:
-    """The fill of the original code for ``mode`` (``random`` seeded as in SEDC.md).
+    """The fill of the original code for ``mode`` (``random`` seeded as in docs/algorithm.md).
 
     Beyond the original, ``mode`` may also be a ready (H, W, C) fill array or a callable
     ``(image, segments) -> fill array``.
@@ -88,11 +90,11 @@ def perturbed_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: in
     if mode == "random":
         return random_fill_array(image.shape[0], image.shape[1], image.shape[2], seed)
     if mode in ("inpaint", "inpaint_telea"):
-        from .inpaint import opencv_inpaint
+        from ..imaging.inpaint import opencv_inpaint
 
         return opencv_inpaint(image, segments, method="telea" if mode == "inpaint_telea" else "ns")
     if mode == "harmonic":
-        from .inpaint import harmonic_inpaint
+        from ..imaging.inpaint import harmonic_inpaint
 
         tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
         labels = torch.from_numpy(np.unique(segments, return_inverse=True)[1].reshape(segments.shape))

@@ -1,4 +1,4 @@
-"""Validation and conversion of the public inputs (images, segments, limits, devices).
+"""Input checks at the public boundary: images, segment maps, devices and classifiers, in one place.
 
 Every public entry point funnels its arguments through these helpers so that bad input
 fails early with a message naming what is wrong and what is allowed.
@@ -172,3 +172,16 @@ def module_device(classifier: Any) -> torch.device | None:
         for tensor in classifier.buffers():
             return tensor.device
     return None
+
+
+def classifier_device(classifier: Any, device: Any) -> torch.device:
+    """Resolve ``device`` against the classifier's parameters; refuse a mismatch or a non-callable."""
+    if not callable(classifier):
+        raise TypeError(f"classifier must be a torch.nn.Module or a callable mapping (B, C, H, W) "
+                        f"tensors to (B, K) scores; got {type(classifier).__name__}")
+    own = module_device(classifier)
+    dev = resolve_device(device, own)
+    if own is not None and own.type != dev.type:
+        raise ValueError(f"the classifier's parameters are on {own} but device is {dev}; move the "
+                         f"model first (model.to({str(dev)!r})) or pass device={str(own)!r}")
+    return dev

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from ._inputs import as_image_tensor
+from .._validate import as_image_tensor
 
 METHODS = ("quickshift", "slic", "felzenszwalb", "grid")
 

@@ -1,0 +1,27 @@
+"""``sedc benchmark``: time SEDC implementations against the original and check their answers.
+
+:mod:`~sedc.benchmark.measure` (the timed model, runs, implementations),
+:mod:`~sedc.benchmark.cases` (comparison, scaling, throughput), :mod:`~sedc.benchmark.report`
+(statistics, tables, plots) and :mod:`~sedc.benchmark.command` (the command line).
+"""
+
+from .cases import CASES
+from .command import main
+from .measure import IMPLEMENTATIONS, Answer, Context, Implementation, Photo, RunRecord, TimedModel
+from .report import find_mismatches, format_summary, machine_info, summarize
+
+__all__ = [
+    "CASES",
+    "IMPLEMENTATIONS",
+    "Answer",
+    "Context",
+    "Implementation",
+    "Photo",
+    "RunRecord",
+    "TimedModel",
+    "find_mismatches",
+    "format_summary",
+    "machine_info",
+    "main",
+    "summarize",
+]

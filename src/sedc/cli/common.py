@@ -1,0 +1,38 @@
+"""What every part of the command line shares: exit codes, the usage error, argument types."""
+
+from __future__ import annotations
+
+import argparse
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the command line itself: reported with exit status 2."""
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def batch_size(text: str) -> int | str:
+    """argparse type: ``auto`` or an integer >= 1."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+
+
+def max_time(text: str) -> float | None:
+    """argparse type: seconds >= 0, where 0 means no limit (None)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0); got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0); got {text!r}")
+    return None if value == 0 else value

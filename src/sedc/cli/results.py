@@ -1,0 +1,113 @@
+"""The result files of ``sedc explain``: ``results.jsonl`` (durable, resumable) and ``errors.jsonl``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import UsageError
+
+RESULTS_FILE, ERRORS_FILE = "results.jsonl", "errors.jsonl"
+# Settings that must match for a resumed run to add rows to an existing results.jsonl.
+RUN_KEYS = ("model", "mode", "segmentation", "target")
+
+
+# --------------------------------------------------------------------------------------------
+# Result files
+# --------------------------------------------------------------------------------------------
+
+class ResultStore:
+    """``DIR/results.jsonl`` (appended and fsynced row by row) and ``DIR/errors.jsonl``.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The output folder, created if needed.
+    overwrite : bool
+        Start a new results.jsonl instead of resuming the existing one.
+    """
+
+    def __init__(self, folder: Path, overwrite: bool) -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create the output folder '{self.folder}': {err}") from None
+        self.results = self.folder / RESULTS_FILE
+        self.errors = self.folder / ERRORS_FILE
+        self.errors.unlink(missing_ok=True)  # it lists the failures of the latest run only
+        if overwrite:
+            self.results.write_text("", encoding="utf-8")
+        self.done: dict[str, dict[str, Any]] = {row["image"]: row for row in read_rows(self.results)}
+        self.stems: set[str] = {Path(row["figure"]).stem for row in self.done.values()
+                                if isinstance(row.get("figure"), str)}
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        """Refuse to mix rows made with other settings into results.jsonl."""
+        for row in self.done.values():
+            differ = [f"{key} {row.get(key)!r} (now {settings[key]!r})" for key in RUN_KEYS
+                      if row.get(key) != settings[key]]
+            if differ:
+                raise UsageError(f"{self.results} holds results made with other settings: "
+                                 f"{', '.join(differ)}; use --overwrite to replace them or --out "
+                                 "to write elsewhere")
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Add a row to results.jsonl, durably."""
+        append_line(self.results, row)
+        self.done[row["image"]] = row
+
+    def append_error(self, row: dict[str, Any]) -> None:
+        """Add a failure to errors.jsonl."""
+        append_line(self.errors, row)
+
+
+def append_line(path: Path, row: dict[str, Any]) -> None:
+    """Append one JSON line and flush it to disk (fsync), so a crash loses no finished image."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The valid rows of a JSONL results file; repairs a partial last line left by a crash.
+
+    Lines that are not JSON objects with an ``image`` key are ignored. An unterminated last line
+    is dropped from the file when it is not valid JSON (a write cut short), or terminated when it
+    is, so that appended rows start on a line of their own.
+    """
+    if not path.is_file():
+        return []
+    data = repair_tail(path, path.read_bytes())
+    rows = [parse_row(line) for line in data.decode("utf-8", errors="replace").splitlines()]
+    return [row for row in rows if row is not None]
+
+
+def repair_tail(path: Path, data: bytes) -> bytes:
+    """Terminate or drop the unterminated last line of ``path``; returns the new contents."""
+    if not data or data.endswith(b"\n"):
+        return data
+    cut = data.rfind(b"\n") + 1
+    if parse_row(data[cut:].decode("utf-8", errors="replace")) is not None:
+        with open(path, "ab") as handle:
+            handle.write(b"\n")
+        return data + b"\n"
+    print(f"warning: dropping an incomplete last line of {path} (an interrupted write)",
+          file=sys.stderr)
+    with open(path, "r+b") as handle:
+        handle.truncate(cut)
+    return data[:cut]
+
+
+def parse_row(line: str) -> dict[str, Any] | None:
+    """A results row parsed from ``line``, or None when it is not one."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("image"), str) else None
+

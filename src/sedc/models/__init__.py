@@ -1,0 +1,41 @@
+"""Built-in and user-supplied image classifiers, ready for SEDC.
+
+Every loader returns a :class:`LoadedModel` whose ``module`` takes float RGB batches of shape
+(B, 3, H, W) with values in [0, 1] and returns class scores of shape (B, K): the input
+normalisation and (by default) the softmax are built into the module, so the search can feed it
+plain images and read probabilities.
+
+.. warning::
+   :func:`load_user_model` executes code: loading a TorchScript file runs the program stored in
+   it, and a ``package.module:factory`` spec imports that module and calls the factory. Only load
+   files and modules you trust.
+
+The package's parts: :mod:`~sedc.models.outputs` (the one rule for what a classifier returns),
+:mod:`~sedc.models.base` (:class:`LoadedModel`, :class:`Normalized`),
+:mod:`~sedc.models.builtin`, :mod:`~sedc.models.user` and :mod:`~sedc.models.labels`.
+"""
+
+from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelFileNotFoundError, Normalized
+from .builtin import DEFAULT_MODEL, available, describe, load
+from .labels import imagenet_labels, imagenet_synonyms, read_labels, resolve_class
+from .outputs import to_scores
+from .user import NORMALIZATIONS, load_user_model
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NORMALIZATIONS",
+    "LoadedModel",
+    "ModelFileNotFoundError",
+    "Normalized",
+    "available",
+    "describe",
+    "imagenet_labels",
+    "imagenet_synonyms",
+    "load",
+    "load_user_model",
+    "read_labels",
+    "resolve_class",
+    "to_scores",
+]

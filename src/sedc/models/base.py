@@ -1,0 +1,99 @@
+"""What every loader returns: :class:`LoadedModel`, and :class:`Normalized`, the [0, 1] wrapper."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .outputs import to_scores
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelFileNotFoundError(FileNotFoundError, ValueError):
+    """A model file named on the command line or in :func:`load_user_model` does not exist.
+
+    It is both a :class:`FileNotFoundError` and a :class:`ValueError`, so either can catch it.
+    """
+
+
+@dataclass
+class LoadedModel:
+    """A classifier ready for SEDC.
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+        Module in eval mode mapping float RGB batches (B, 3, H, W) in [0, 1] to scores (B, K):
+        softmax probabilities unless the model was loaded with ``softmax=False``.
+    labels : list of str
+        Class names, ``labels[k]`` naming output column ``k``.
+    input_size : int
+        Side length of the square images the model expects (e.g. 224).
+    name : str
+        The built-in model name, or the spec the model was loaded from.
+    """
+
+    module: nn.Module
+    labels: list[str]
+    input_size: int
+    name: str
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes K (the length of ``labels``)."""
+        return len(self.labels)
+
+
+class Normalized(nn.Module):
+    """Wrap a classifier so it takes [0, 1] images and (optionally) returns probabilities.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Classifier mapping normalised (B, C, H, W) batches to (B, K) logits.
+    mean, std : sequence of float or None
+        Per-channel normalisation ``(x - mean) / std`` applied before ``model``; both None to
+        pass the input through unchanged.
+    softmax : bool, default True
+        Apply a softmax over the class dimension to the model output.
+    """
+
+    def __init__(self, model: nn.Module, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, softmax: bool = True) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        mean_t, std_t = _normalization_tensors(mean, std)
+        self.model = model
+        self.softmax = bool(softmax)
+        self.register_buffer("mean", mean_t)
+        self.register_buffer("std", std_t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x``, run the model and apply the softmax when enabled."""
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        out = to_scores(self.model(x))
+        return torch.softmax(out, dim=1) if self.softmax else out
+
+
+def _normalization_tensors(mean: Sequence[float] | None, std: Sequence[float] | None
+                           ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    if mean is None and std is None:
+        return None, None
+    if mean is None or std is None:
+        raise ValueError("mean and std must be given together (or both None for no normalisation)")
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
+    std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
+    if mean_t.numel() != std_t.numel() or mean_t.numel() == 0:
+        raise ValueError(f"mean and std must have one value per channel and the same length; "
+                         f"got {mean_t.numel()} and {std_t.numel()} values")
+    if not torch.all(std_t > 0):
+        raise ValueError(f"std values must all be positive; got {std_t.tolist()}")
+    return mean_t.view(1, -1, 1, 1), std_t.view(1, -1, 1, 1)
+

@@ -1,0 +1,100 @@
+"""Explaining many images: :func:`iter_explain` and :func:`explain_many` pick a backend.
+
+- one process (default): :class:`~sedc.scale.runner.Runner`, searches sharing model batches;
+- ``devices=[...]``: one worker process per device (:mod:`sedc.scale.workers`);
+- ``ray_address=...``: Ray actors on a cluster (:mod:`sedc.scale.ray`).
+
+Every backend explains a chunk of images with the same loop and returns exactly what
+:func:`sedc.explain` returns for each image alone, and every backend applies the same error
+policy: with ``on_error="raise"`` a failed image raises :class:`sedc.ImageError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from ..options import ExplainOptions
+from ..result import Explanation, ImageError, check_on_error
+from .runner import Runner
+
+
+def iter_explain(
+    images: Iterable[Any],
+    classifier: Any,
+    segments: Any = None,
+    *,
+    segmenter: Callable[[Any], Any] | None = None,
+    on_error: str = "raise",
+    window: int | None = None,
+    prefetch_workers: int | None = None,
+    devices: Sequence[Any] | str | None = None,
+    ray_address: str | None = None,
+    device: Any = None,
+    options: ExplainOptions | None = None,
+    **explain_options: Any,
+) -> Iterator[tuple[int, Explanation | ImageError]]:
+    """Explain many images, yielding ``(index, Explanation)`` in the order they finish.
+
+    Parameters
+    ----------
+    images : iterable
+        Images (anything :func:`sedc.explain` accepts) or zero-argument callables returning one
+        (loaders: a loader's error is reported for that image only).
+    classifier : torch.nn.Module or callable
+        As for :func:`sedc.explain`. With ``devices``, a picklable ``nn.Module`` or a picklable
+        zero-argument factory returning one (each worker builds its own copy).
+    segments : array, or sequence of arrays, optional
+        One label map for all images, one per image, or None (``segmenter`` or quickshift).
+    segmenter : callable, optional
+        ``segmenter(image) -> labels`` for images without given segments.
+    on_error : {"raise", "return"}
+        ``"raise"`` raises :class:`sedc.ImageError` for the first failed image (the original
+        exception is its ``__cause__``); ``"return"`` yields ``(index, ImageError)`` and goes on.
+    window : int, optional
+        Searches run at once (default: 32 on CUDA; 1 on CPU).
+    prefetch_workers : int, optional
+        Threads that load, segment and fill upcoming images while the model runs (default: 2 on
+        CUDA; 0 on CPU). One process only.
+    devices : sequence or str, optional
+        One worker process per device (``["cuda:0", "cuda:1"]``, ``"all"``, ``"cpu,cpu"``).
+    ray_address : str, optional
+        Run on Ray instead (:func:`sedc.scale.ray.iter_explain_ray`): ``"local"`` starts a local
+        Ray, ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
+    device : str or torch.device, optional
+        One process only: where to run (default: the model's device).
+    options : ExplainOptions, optional
+        The search settings for every image; ``**explain_options`` override single ones.
+    **explain_options
+        Any :class:`sedc.ExplainOptions` field (``mode``, ``target``, ``batch_size``,
+        ``max_time``, ``max_evals``, ``seed``, ``prune``, ``autocast``, ``channels_last``,
+        ``max_batch``), as for :func:`sedc.explain` (limits are per image).
+
+    Yields
+    ------
+    (int, Explanation or ImageError)
+    """
+    check_on_error(on_error)
+    settings = ExplainOptions.build(options, **explain_options)
+    if ray_address is not None and devices is not None:
+        raise ValueError("pass either devices (worker processes) or ray_address (Ray), not both")
+    if ray_address is not None:
+        from .ray import iter_explain_ray
+
+        yield from iter_explain_ray(images, classifier, segments, address=ray_address, segmenter=segmenter,
+                                    on_error=on_error, window=window, options=settings)
+        return
+    if devices is not None:
+        from .workers import iter_explain_workers
+
+        yield from iter_explain_workers(images, classifier, segments, devices=devices, segmenter=segmenter,
+                                        on_error=on_error, options=settings, window=window)
+        return
+    runner = Runner(classifier, device, settings, window=window, prefetch_workers=prefetch_workers)
+    yield from runner.run(images, segments, segmenter, on_error)
+
+
+def explain_many(images: Iterable[Any], classifier: Any, segments: Any = None, **kwargs: Any
+                 ) -> list[Explanation | ImageError]:
+    """Explain every image (see :func:`iter_explain`); results in input order."""
+    results = dict(iter_explain(images, classifier, segments, **kwargs))
+    return [results[i] for i in range(len(results))]

@@ -1,0 +1,294 @@
+"""Worker processes: one per device, each with its own model copy (``devices=[...]``).
+
+Images are handed out in small chunks (a chunk is explained with cross-image batching inside the
+worker, :func:`~sedc.scale.chunk.run_chunk`) and results stream back one image at a time.
+
+Each worker has channels of its own: a task queue from the parent and a one-way result pipe to
+the parent. Nothing is shared between workers, so a worker that dies (even ``os._exit`` in the
+middle of a write) cannot leave a lock held that another worker waits on; the parent watches
+every worker's pipe and process sentinel together and learns of a death at once. The images a
+dead worker held are retried once, each alone on a fresh worker, then reported as failed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+
+from .._validate import resolve_device
+from ..options import ExplainOptions
+from ..result import ImageError, failed
+from .chunk import Triple, build_model, run_chunk, unpack
+from .runner import segments_for
+
+CHUNK = 4          # images per task
+RETRIES = 1        # extra tries of an image whose worker died
+POLL_S = 1.0       # longest wait for a message before checking the workers again
+
+
+def parse_devices(devices: Any) -> list[str]:
+    """``"all"``, ``"cuda:0,cuda:1"``, ``"cpu,cpu"`` or a sequence → list of device strings."""
+    if isinstance(devices, str):
+        if devices == "all":
+            if torch.cuda.is_available():
+                return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+            return ["cpu"]
+        devices = [d.strip() for d in devices.split(",") if d.strip()]
+    out = [str(resolve_device(d)) for d in devices]
+    if not out:
+        raise ValueError("devices must name at least one device, e.g. 'all', 'cuda:0,cuda:1' or 'cpu,cpu'")
+    return out
+
+
+def _worker_main(payload: bytes, device: str, threads: int, tasks: Any, results: Connection) -> None:
+    """Worker process: build the model, then explain chunks until told to stop (None).
+
+    The classifier, segmenter and options arrive pickled (``payload``) and each chunk as
+    ``(indices, pickled chunk)``, so that what cannot be unpickled here is reported, not fatal.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    try:
+        classifier, segmenter, options, window = pickle.loads(payload)
+        model = build_model(classifier, dev)
+    except Exception as err:  # noqa: BLE001
+        results.send(("fatal", f"{type(err).__name__}: {err}"))
+        return
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        indices, blob = task
+        try:
+            chunk = pickle.loads(blob)
+        except Exception as err:  # noqa: BLE001 - e.g. a loader whose module is not importable here
+            reason = f"cannot load the image in the worker process: {type(err).__name__}: {err}"
+            for index in indices:
+                results.send(("result", index, ("error", reason)))
+            continue
+        for index, packed in run_chunk(model, dev, chunk, segmenter, options, window):
+            results.send(("result", index, packed))
+
+
+def _dump(chunk: list[Triple]) -> tuple[bytes | None, list[Triple], list[tuple[int, str]]]:
+    """Pickle ``chunk`` for a worker: (bytes, sendable triples, (index, error) of unpicklable ones)."""
+    try:
+        return pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL), chunk, []
+    except Exception:  # noqa: BLE001 - find the culprits
+        pass
+    good, bad = [], []
+    for triple in chunk:
+        try:
+            pickle.dumps(triple, protocol=pickle.HIGHEST_PROTOCOL)
+            good.append(triple)
+        except Exception as err:  # noqa: BLE001
+            bad.append((triple[0], f"cannot send the image to a worker process ({type(err).__name__}: {err}); "
+                                   "use module-level loader functions or functools.partial"))
+    return (pickle.dumps(good, protocol=pickle.HIGHEST_PROTOCOL) if good else None), good, bad
+
+
+def _threads_per_worker(devices: Sequence[str]) -> int:
+    n_cpu_workers = sum(1 for d in devices if d.startswith("cpu"))
+    if not n_cpu_workers:
+        return 0
+    return max(1, (os.cpu_count() or 1) // n_cpu_workers)
+
+
+@dataclass
+class _Worker:
+    """One worker process and its private channels."""
+
+    process: Any
+    device: str
+    tasks: Any
+    results: Connection
+    held: dict[int, Triple] = field(default_factory=dict)
+    exclusive: bool = False  # retrying one image alone
+
+
+class _Pool:
+    """The worker processes, the images each holds, and their replacement when one dies."""
+
+    def __init__(self, payload: bytes, devices: list[str], ctx: Any) -> None:
+        self.ctx, self.payload = ctx, payload
+        self.threads = _threads_per_worker(devices)
+        self.workers: list[_Worker] = [self.spawn(device) for device in devices]
+
+    def spawn(self, device: str) -> _Worker:
+        tasks = self.ctx.Queue()
+        receive, send = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_worker_main, daemon=True, name=f"sedc-worker-{device}",
+                                args=(self.payload, device, self.threads, tasks, send))
+        proc.start()
+        send.close()  # the worker holds the only write end: its death closes the pipe (EOF here)
+        return _Worker(proc, device, tasks, receive)
+
+    def idle(self) -> list[_Worker]:
+        return [w for w in self.workers if not w.exclusive and len(w.held) <= CHUNK]
+
+    def give(self, worker: _Worker, chunk: list[Triple]) -> list[tuple[int, str]]:
+        """Send ``chunk`` to ``worker``; returns ``(index, error)`` of images that cannot be sent."""
+        blob, good, bad = _dump(chunk)
+        for triple in good:
+            worker.held[triple[0]] = triple
+        if blob is not None:
+            worker.tasks.put(([t[0] for t in good], blob))
+        return bad
+
+    def receive(self, timeout: float) -> list[tuple[_Worker, Any]]:
+        """Messages that arrived within ``timeout`` s, as ``(worker, message)``; ``None`` = died."""
+        handles = {}
+        for worker in self.workers:
+            handles[worker.results] = worker
+            handles[worker.process.sentinel] = worker
+        out: list[tuple[_Worker, Any]] = []
+        dead: set[int] = set()
+        for handle in wait(list(handles), timeout=timeout):
+            worker = handles[handle]
+            if id(worker) in dead:
+                continue
+            messages, alive = _drain(worker.results)
+            out += [(worker, message) for message in messages]
+            if not alive or not worker.process.is_alive():
+                dead.add(id(worker))
+                out.append((worker, None))
+        return out
+
+    def replace(self, worker: _Worker) -> _Worker:
+        """Swap a dead ``worker`` for a fresh one on the same device."""
+        _discard(worker)
+        fresh = self.spawn(worker.device)
+        self.workers[self.workers.index(worker)] = fresh
+        return fresh
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.process.is_alive():
+                try:
+                    worker.tasks.put(None)
+                except (OSError, ValueError):
+                    pass
+        for worker in self.workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(timeout=5)
+            _discard(worker)
+
+
+def _drain(conn: Connection) -> tuple[list[Any], bool]:
+    """Every complete message waiting in ``conn``; False as second item when the pipe is closed."""
+    messages = []
+    try:
+        while conn.poll():
+            messages.append(conn.recv())
+    except (EOFError, OSError):
+        return messages, False
+    return messages, True
+
+
+def _discard(worker: _Worker) -> None:
+    """Close a worker's channels without waiting on data it will never read."""
+    worker.tasks.cancel_join_thread()
+    worker.tasks.close()
+    worker.results.close()
+
+
+class _Dispatch:
+    """The parent's side of a worker run: hands out chunks, collects results, retries the dead."""
+
+    def __init__(self, pool: _Pool, todo: list[Triple], on_error: str) -> None:
+        self.pool, self.todo, self.on_error = pool, todo, on_error
+        self.tries = {index: 0 for index, _, _ in todo}
+        self.retry: list[list[Triple]] = []
+        self.remaining = len(todo)
+        self.done: set[int] = set()
+
+    def run(self) -> Iterator[tuple[int, Any]]:
+        while self.remaining:
+            yield from self._hand_out()
+            if not self.remaining:
+                return
+            for worker, message in self.pool.receive(POLL_S):
+                if message is None:
+                    yield from self._died(worker)
+                elif message[0] == "fatal":
+                    raise RuntimeError(f"worker on {worker.device} could not start: {message[1]}")
+                else:
+                    yield from self._result(worker, message[1], message[2])
+
+    def _hand_out(self) -> Iterator[tuple[int, Any]]:
+        unsent = []
+        for worker in self.pool.idle():
+            if self.retry:
+                if not worker.held:  # alone: an image that kills its worker takes no other down
+                    unsent += self.pool.give(worker, self.retry.pop(0))
+                    worker.exclusive = True
+            elif self.todo:
+                chunk, self.todo = self.todo[:CHUNK], self.todo[CHUNK:]
+                unsent += self.pool.give(worker, chunk)
+        for index, message in unsent:
+            yield self._finish(index, ImageError(index, message))
+
+    def _result(self, worker: _Worker, index: int, packed: Any) -> Iterator[tuple[int, Any]]:
+        worker.held.pop(index, None)
+        if not worker.held:
+            worker.exclusive = False
+        if index in self.done:  # a late result of an image already given up or retried elsewhere
+            return
+        self.retry[:] = [chunk for chunk in self.retry if chunk[0][0] != index]
+        yield self._finish(index, unpack(index, packed))
+
+    def _died(self, worker: _Worker) -> Iterator[tuple[int, Any]]:
+        code = worker.process.exitcode
+        lost = worker.held
+        self.pool.replace(worker)
+        for index, triple in lost.items():
+            if index in self.done:
+                continue
+            if self.tries[index] < RETRIES:
+                self.tries[index] += 1
+                self.retry.append([triple])
+                continue
+            message = f"worker process on {worker.device} died (exit code {code}) twice on this image"
+            yield self._finish(index, ImageError(index, message, kind="worker-died"))
+
+    def _finish(self, index: int, result: Any) -> tuple[int, Any]:
+        self.done.add(index)
+        self.remaining -= 1
+        if isinstance(result, ImageError):
+            return failed(result, self.on_error)
+        return index, result
+
+
+def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, *, devices: Any,
+                         segmenter: Callable | None, on_error: str, options: ExplainOptions,
+                         window: int | None = None) -> Iterator[tuple[int, Any]]:
+    """Spread ``images`` over one worker process per device; see :func:`sedc.scale.iter_explain`.
+
+    Raises
+    ------
+    TypeError
+        When the classifier or segmenter cannot be pickled for the workers.
+    RuntimeError
+        When a worker cannot build the model.
+    """
+    devices = parse_devices(devices)
+    try:
+        payload = pickle.dumps((classifier, segmenter, options, window), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as err:  # noqa: BLE001
+        raise TypeError(f"worker processes need a picklable classifier and segmenter (module-level "
+                        f"classes or functions, functools.partial): {type(err).__name__}: {err}") from err
+    todo = [(i, item, segments_for(segments, i)) for i, item in enumerate(images)]
+    pool = _Pool(payload, devices, mp.get_context("spawn"))
+    try:
+        yield from _Dispatch(pool, todo, on_error).run()
+    finally:
+        pool.close()
