@@ -88,8 +88,8 @@ returns class scores (B, K); a softmax is added. WARNING: a TorchScript file and
 module:factory spec run code on your machine: only load models you trust.
 
 outputs (in --out DIR, default sedc-out/), written as soon as each image is done:
-  DIR/results.jsonl    one JSON object per image: image (its path as given or found),
-                       found, original_class/_label/_score, new_class/_label/_score,
+  DIR/results.jsonl    one JSON object per image and mode: image (its path as given or
+                       found), found, original_class/_label/_score, new_class/_label/_score,
                        segments (removed region ids), n_segments_total, n_evaluations,
                        elapsed_s, mode, stop_reason, target, target_label,
                        target_setting (--target as given: id, "true" or null), figure,
