@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..options import ExplainOptions
-from . import dataset
 from .common import EXIT_FAILED, EXIT_OK, UsageError
-from .dataset import Item
+from .dataset import (TARGET_TRUE, Item, accuracy_line, check_dataset_options, ground_truth,
+                      is_target_true, modes_of, plan, task_settings, truth_fields)
 from .results import RESULTS_FILE, ResultStore
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
@@ -48,17 +48,17 @@ def run_explain(args: argparse.Namespace) -> int:
     from ..io import image_id
 
     check_options(args)
-    dataset.check_dataset_options(args)
+    check_dataset_options(args)
     images = find_inputs(args.paths)
     loaded = load_model(args)
     target = resolve_target(args.target, loaded.labels)
-    truth = dataset.ground_truth(args.ground_truth, images, loaded.labels)  # before any search
+    truth = ground_truth(args.ground_truth, images, loaded.labels)  # before any search
     settings = {"model": loaded.name, "segmentation": segmentation_name(args.segmentation, args.segments),
                 "target": target}
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
-    modes = dataset.modes_of(args)
-    todo, skipped = dataset.plan(images, [image_id(path) for path in images], modes, truth, store.done)
+    modes = modes_of(args)
+    todo, skipped = plan(images, [image_id(path) for path in images], modes, truth, store.done)
     run = Run(store, loaded.labels, settings, args.quiet, total=len(images) * len(modes), skipped=skipped,
               n_modes=len(modes))
     explain_all(todo, loaded, args, run)
@@ -136,8 +136,8 @@ def resolve_target(query: str | None, labels: list[str]) -> int | str | None:
     usage error for an unknown class."""
     if query is None:
         return None
-    if dataset.is_target_true(query):
-        return dataset.TARGET_TRUE
+    if is_target_true(query):
+        return TARGET_TRUE
     from ..models import resolve_class
 
     try:
@@ -197,7 +197,7 @@ def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace) -> A
 def explain_options(args: argparse.Namespace) -> ExplainOptions:
     """The search settings given on the command line, shared by every image (each image's mode
     and target come with its task)."""
-    return ExplainOptions(mode=dataset.modes_of(args)[0], batch_size=args.batch_size,
+    return ExplainOptions(mode=modes_of(args)[0], batch_size=args.batch_size,
                           max_time=args.max_time, max_evals=args.max_evals, prune=args.prune,
                           seed=args.seed)
 
@@ -209,7 +209,7 @@ def make_tasks(items: list[Item], loaded: Any, target: int | str | None) -> list
 
     tasks = []
     for item in items:
-        options, untargeted_if_predicted = dataset.task_settings(item, target)
+        options, untargeted_if_predicted = task_settings(item, target)
         tasks.append(Task(functools.partial(load_image, item.path, loaded.input_size), options,
                           untargeted_if_predicted))
     return tasks
@@ -293,7 +293,7 @@ def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
         "image": image, "found": d["found"],
         "original_class": d["original_class"], "original_label": class_name(d["original_class"], labels),
         "original_score": d["original_score"],
-        **dataset.truth_fields(true_class, d["original_class"], labels),
+        **truth_fields(true_class, d["original_class"], labels),
         "new_class": d["new_class"], "new_label": class_name(d["new_class"], labels),
         "new_score": d["new_score"], "original_class_score": d["original_class_score"],
         "segments": d["segments"], "n_segments_total": d["n_segments_total"],
@@ -341,7 +341,7 @@ def print_summary(run: Run) -> None:
     stats.append(f"total time {time.perf_counter() - run.started:.1f} s")
     line = ", ".join(stats)
     print(line[0].upper() + line[1:] + ".")
-    accuracy = dataset.accuracy_line(rows)
+    accuracy = accuracy_line(rows)
     if accuracy:
         print(accuracy)
     figures = f"; figures: {run.store.folder}{os.sep}*.png" if any(r["figure"] for r in rows) else ""
