@@ -69,3 +69,27 @@ def test_task_validates_its_settings_at_once():
     with pytest.raises(ValueError, match="unknown mode"):
         Task(tiny_image(0), {"mode": "nope"})
     assert Task(1, {"target": 2}).apply(sedc.ExplainOptions(mode="mean")).target == 2
+
+
+def test_tasks_on_ray_equal_explain_alone():
+    """Ray actors run the same runner: a Task's settings travel with its image."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sedc[ray]')")
+    import os
+    from pathlib import Path
+
+    from sedc.scale.ray import iter_explain_ray
+
+    if ray.is_initialized():
+        pytest.skip("a Ray session is already open in this process")
+    tests = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p)
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
+    try:
+        tasks, expected = tasks_and_expected()
+        results = dict(iter_explain_ray(tasks, TinyNet(), grid(), mode="blur", chunk_size=2))
+    finally:
+        ray.shutdown()
+    for index, want in enumerate(expected):
+        assert_same(results[index], want)
+        assert results[index].mode == want.mode and results[index].target == want.target
