@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from .common import EXIT_OK, UsageError
-from .results import ERRORS_FILE, RESULTS_FILE, read_rows
+from .results import ERRORS_FILE, RESULTS_FILE, parse_row
 
 FORMATS = ("html", "markdown")
+SUMMARY_FILE = "summary.json"  # written by sedc.report.write_report beside report.html
 
 REPORT_DESCRIPTION = f"""\
 Sum up a 'sedc explain' run: read DIR/{RESULTS_FILE} (and DIR/{ERRORS_FILE}) and write
@@ -61,7 +62,7 @@ def run_report(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         from ..report import format_markdown, summarize
 
-        print(format_markdown(summarize(rows)))
+        print(format_markdown(summarize(rows, errors)))
         return EXIT_OK
     write_run_report(args.folder, rows, errors)
     return EXIT_OK
@@ -73,7 +74,19 @@ def read_run(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if not results.is_file():
         raise UsageError(f"no {RESULTS_FILE} in '{folder}': give the --out folder of a "
                          "'sedc explain' run")
-    return read_rows(results), read_rows(Path(folder) / ERRORS_FILE)
+    return read_only_rows(results), read_only_rows(Path(folder) / ERRORS_FILE)
+
+
+def read_only_rows(path: Path) -> list[dict[str, Any]]:
+    """The valid rows of a JSONL file, leaving the file as it is (a report never repairs the
+    results of a run that may still be writing them; lines that are not rows are skipped)."""
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise UsageError(f"cannot read '{path}': {err}") from None
+    return [row for row in map(parse_row, text.splitlines()) if row is not None]
 
 
 def write_run_report(folder: Path, rows: list[dict[str, Any]] | None = None,
@@ -86,5 +99,5 @@ def write_run_report(folder: Path, rows: list[dict[str, Any]] | None = None,
     page = Path(write_report(Path(folder), rows, errors=errors))
     if not quiet:
         print(f"Report: {page}")
-        print(f"Summary: {page.parent / 'summary.json'}")
+        print(f"Summary: {page.parent / SUMMARY_FILE}")
     return page
