@@ -313,7 +313,8 @@ def status_line(row: dict[str, Any], show_mode: bool = False) -> str:
     if row["found"]:
         change = f"{before} -> {row['new_label']} {row['new_score']:.2f}, {plural(n, 'region')}"
     else:
-        change = f"{before}, no counterfactual ({row['stop_reason']})"
+        toward = f" toward {row['target_label']}" if row.get("target_label") else ""
+        change = f"{before}, no counterfactual{toward} ({row['stop_reason']})"
     name = f"{row['image']} [{row['mode']}]" if show_mode else row["image"]
     return f"{name}: {change}, {row['n_evaluations']} evals, {row['elapsed_s']:.1f} s"
 
