@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sedc-installed
 
-.PHONY: install demo test test-fast bench bench-quick clean
+.PHONY: install demo test test-fast bench bench-quick gpu-wheels clean
 
 install: $(STAMP)
 
@@ -32,6 +32,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/performance_comparison.py --quick
+
+# Wheels the GPU machine lacks (Python 3.12), into .whl/ for a device call: see benchmarks/gpu_check.sh.
+gpu-wheels:
+	bash benchmarks/gpu_wheels.sh
 
 clean:
 	rm -rf $(VENV) sedc-demo sedc-out bench-out .pytest_cache

@@ -62,6 +62,8 @@ def import_graph() -> dict[str, set[str]]:
                 continue
             if isinstance(node, ast.ImportFrom):
                 targets = resolve(name, path.name == "__init__.py", node)
+                if any(t in files for t in targets[1:]):  # `from . import sub`: the submodule
+                    targets = targets[1:]
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names if a.name.startswith("sedc")]
             else:

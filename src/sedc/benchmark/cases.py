@@ -260,7 +260,7 @@ def case_throughput(ctx: Context) -> dict:
     Segmentation (quickshift) is part of the timed work: explain_many overlaps it with the
     model, the loop does not. Rounds are interleaved; answers must agree across variants.
     """
-    images = throughput_images(ctx)
+    images = throughput_images(ctx, ctx.args.throughput_images)
     mode = ctx.modes[0]
     runners = _throughput_runners(ctx)
     ctx.print(f"\nThroughput: {len(images)} images (mode {mode}, quickshift, max_time "
@@ -296,8 +296,44 @@ def case_throughput(ctx: Context) -> dict:
             "ok": all(match.values())}
 
 
+def case_inpaint(ctx: Context) -> dict:
+    """Inpainting fills: PyTorch-native harmonic (all segments at once, on the device) vs OpenCV.
+
+    OpenCV inpaints each segment separately on the CPU (Navier-Stokes, radius 3), as the original
+    code does; ``harmonic`` solves every segment in one batched relaxation on ``ctx.device``.
+    Rounds are interleaved; times are per photo (the fill of every segment).
+    """
+    from ..core.perturbation import make_fill
+
+    photos = ctx.photos
+    variants = {"opencv (ns)": "inpaint", "harmonic": "harmonic"}
+    ctx.print(f"\nInpaint: {', '.join(variants)} on {len(photos)} photo(s) "
+              f"({', '.join(f'{p.name} {p.n_segments} segments' for p in photos)}), "
+              f"{ctx.repeats} interleaved round(s) after a warm-up")
+    tensors = [(p, p.to(ctx.device).tensor, torch.from_numpy(p.segments).to(ctx.device)) for p in photos]
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(ctx.repeats + 1):
+        for name, mode in variants.items():
+            synchronize(ctx.device)
+            start = time.perf_counter()
+            for _, image, segments in tensors:
+                make_fill(image, segments, mode)
+            synchronize(ctx.device)
+            if r:  # round 0 warms up (CUDA kernels, OpenCV)
+                timings[name].append((time.perf_counter() - start) / len(tensors))
+    medians = {name: statistics.median(ts) for name, ts in timings.items()}
+    speedup = _ratio(medians["opencv (ns)"], medians["harmonic"])
+    lines = ["", RULE, f"INPAINT (seconds per photo, median of {ctx.repeats} round(s))", RULE]
+    lines += [f"  {name:<12} {medians[name] * 1000:9.1f} ms" for name in variants]
+    lines.append(f"  harmonic is {speedup:.1f}x OpenCV on {ctx.device}")
+    ctx.print("\n".join(lines))
+    return {"photos": [p.name for p in photos], "seconds_per_photo": timings, "median": medians,
+            "speedup_harmonic_vs_opencv": speedup, "ok": True}
+
+
 CASES: dict[str, tuple[Callable[[Context], dict], Callable[[dict, Sequence[Any]], None] | None, int]] = {
     "comparison": (case_comparison, plot_comparison, 3),
     "scaling": (case_scaling, plot_scaling, 2),
     "throughput": (case_throughput, None, 0),
+    "inpaint": (case_inpaint, None, 0),
 }

@@ -112,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma list of cases to run, from {', '.join(CASES)} (default: comparison)")
     p.add_argument("--scaling", action="store_true", help="also run the scaling case (time vs segments)")
     p.add_argument("--throughput", action="store_true",
-                   help=f"also run the throughput case: {THROUGHPUT_IMAGES} images, images per minute for an "
+                   help="also run the throughput case: --throughput-images images, images per minute for an "
                         "explain loop, explain_many and two worker processes")
+    p.add_argument("--throughput-images", type=positive_int, default=THROUGHPUT_IMAGES, metavar="N",
+                   help=f"images in the throughput case (default: {THROUGHPUT_IMAGES})")
     p.add_argument("--throughput-repeats", type=positive_int, default=1,
                    help="interleaved rounds of the throughput case (default: 1)")
     p.add_argument("--throughput-max-time", type=float, default=60.0,
