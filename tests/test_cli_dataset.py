@@ -189,17 +189,22 @@ def test_report_without_results_is_a_usage_error(tmp_path: Path, capsys: pytest.
     assert "no results.jsonl in" in capsys.readouterr().err
     assert main(["report", "--help"]) == 0
     assert "summary.json" in capsys.readouterr().out
+    (tmp_path / "results.jsonl").write_text('{"image": "a"}\nnot json\n{"image": "b"}\n')
+    assert main(["report", str(tmp_path)]) == 2
+    assert "cannot read the results" in capsys.readouterr().err
 
 
 def test_report_command_and_explain_report(tmp_path: Path, labelled: Path, tiny_model: list[str],
                                            capsys: pytest.CaptureFixture) -> None:
-    pytest.importorskip("sedc.report", reason="the report engine (sedc.report) is not installed")
     out = tmp_path / "out"
     assert main(["explain", str(labelled), *tiny_model, "--mode", "mean,blur", "--ground-truth",
                  "folders", "--target", "true", "--out", str(out), "--report"]) == 0
     assert f"Report: {out / 'report.html'}" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert summary["n_images"] in (2, 4) and set(summary["by_mode"]) == {"mean", "blur"}
+    assert (summary["n_images"], summary["n_unique_images"]) == (4, 2)  # (image, mode) pairs
+    assert set(summary["by_mode"]) == {"mean", "blur"} and summary["accuracy"] == 0.5
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert all(row["figure"] in page for row in rows(out))
     (out / "report.html").unlink()
     (out / "summary.json").unlink()
 

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .common import EXIT_OK, UsageError
-from .results import ERRORS_FILE, RESULTS_FILE, parse_row
+from .results import ERRORS_FILE, RESULTS_FILE
 
 FORMATS = ("html", "markdown")
-SUMMARY_FILE = "summary.json"  # written by sedc.report.write_report beside report.html
 
 REPORT_DESCRIPTION = f"""\
 Sum up a 'sedc explain' run: read DIR/{RESULTS_FILE} (and DIR/{ERRORS_FILE}) and write
@@ -70,29 +69,21 @@ def run_report(args: argparse.Namespace) -> int:
 
 def read_run(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The result rows and error rows of the run in ``folder``; usage error without results."""
-    results = Path(folder) / RESULTS_FILE
-    if not results.is_file():
+    from ..report import load_results
+
+    if not (Path(folder) / RESULTS_FILE).is_file():
         raise UsageError(f"no {RESULTS_FILE} in '{folder}': give the --out folder of a "
                          "'sedc explain' run")
-    return read_only_rows(results), read_only_rows(Path(folder) / ERRORS_FILE)
-
-
-def read_only_rows(path: Path) -> list[dict[str, Any]]:
-    """The valid rows of a JSONL file, leaving the file as it is (a report never repairs the
-    results of a run that may still be writing them; lines that are not rows are skipped)."""
-    if not path.is_file():
-        return []
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as err:
-        raise UsageError(f"cannot read '{path}': {err}") from None
-    return [row for row in map(parse_row, text.splitlines()) if row is not None]
+    try:  # read only: a run may still be appending to the files
+        return load_results(folder)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UsageError(f"cannot read the results in '{folder}': {err}") from None
 
 
 def write_run_report(folder: Path, rows: list[dict[str, Any]] | None = None,
                      errors: list[dict[str, Any]] | None = None, quiet: bool = False) -> Path:
     """Write ``folder``/report.html and summary.json (reading the result files when not given)."""
-    from ..report import write_report
+    from ..report import SUMMARY_FILE, write_report
 
     if rows is None:
         rows, errors = read_run(folder)
