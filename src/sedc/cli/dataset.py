@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -267,15 +266,13 @@ def truth_fields(true_class: int | None, original_class: int, labels: list[str])
 
 def accuracy_line(rows: list[dict[str, Any]]) -> str | None:
     """``Accuracy 7/10 (70%) of the labelled images; 3 misclassified ...``, or None without labels."""
-    labelled = {(row["image"]): row["correct"] for row in rows if row.get("correct") is not None}
+    labelled = {row["image"]: row["correct"] for row in rows if row.get("correct") is not None}
     if not labelled:
         return None
     right = sum(labelled.values())
     line = f"Accuracy {right}/{len(labelled)} ({100 * right / len(labelled):.0f}%) of the labelled images"
-    toward = defaultdict(int)
-    for row in rows:
-        if row.get("correct") is False and row.get("target") is not None:
-            toward[row["image"]] += 1
+    toward = {row["image"] for row in rows
+              if row.get("correct") is False and row.get("target") == row.get("true_class")}
     if toward:
         line += f"; {len(toward)} misclassified explained toward their true class"
     return line + "."
