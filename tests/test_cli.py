@@ -126,7 +126,9 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture) -> None:
     assert main([]) == 2
     assert main(["explain", "x.png", "--mode", "nope"]) == 2
     assert main(["explain", "x.png", "--batch-size", "0"]) == 2
-    assert "invalid choice" in capsys.readouterr().err
+    assert main(["explain", "x.png", "--mode", "mean,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown mode 'nope'" in err and "positive integer" in err
 
 
 def test_benchmark_help_is_its_own(capsys: pytest.CaptureFixture) -> None:
@@ -215,7 +217,7 @@ def test_torchscript_model_then_resume_and_overwrite(tmp_path: Path, small_image
 
     with open(out / "results.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"image": "cut sho')  # a write interrupted by a crash
-    assert main([*args, "--mode", "blur"]) == 2  # other settings: refuse to mix them
+    assert main([*args, "--segments", "4"]) == 2  # other settings: refuse to mix them
     assert "--overwrite" in capsys.readouterr().err
 
     assert main([*args, "--overwrite", "--quiet"]) == 0

@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 
 from ..options import ExplainOptions
 from .common import EXIT_FAILED, EXIT_OK, UsageError
+from .dataset import (TARGET_TRUE, Item, accuracy_line, check_dataset_options, ground_truth,
+                      is_target_true, modes_of, plan, task_settings, truth_fields)
 from .results import RESULTS_FILE, ResultStore
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
@@ -33,8 +35,9 @@ class Run:
     labels: list[str]
     settings: dict[str, Any]
     quiet: bool
-    total: int = 0
+    total: int = 0  # images x modes
     skipped: int = 0
+    n_modes: int = 1
     rows: list[dict[str, Any]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -45,20 +48,26 @@ def run_explain(args: argparse.Namespace) -> int:
     from ..io import image_id
 
     check_options(args)
+    check_dataset_options(args)
     images = find_inputs(args.paths)
     loaded = load_model(args)
     target = resolve_target(args.target, loaded.labels)
-    settings = {"model": loaded.name, "mode": args.mode,
-                "segmentation": segmentation_name(args.segmentation, args.segments),
+    truth = ground_truth(args.ground_truth, images, loaded.labels)  # before any search
+    settings = {"model": loaded.name, "segmentation": segmentation_name(args.segmentation, args.segments),
                 "target": target}
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
-    run = Run(store, loaded.labels, settings, args.quiet, total=len(images))
-    todo = [path for path in images if image_id(path) not in store.done]
-    run.skipped = len(images) - len(todo)
+    modes = modes_of(args)
+    todo, skipped = plan(images, [image_id(path) for path in images], modes, truth, store.done)
+    run = Run(store, loaded.labels, settings, args.quiet, total=len(images) * len(modes), skipped=skipped,
+              n_modes=len(modes))
     explain_all(todo, loaded, args, run)
     if not args.quiet:
         print_summary(run)
+    if args.report:
+        from .report import write_run_report
+
+        write_run_report(store.folder, quiet=args.quiet)
     return EXIT_FAILED if run.failed else EXIT_OK
 
 
@@ -122,10 +131,13 @@ def builtin_hint(spec: str | None) -> str:
     return f" (built-in models: {', '.join(models.available())})"
 
 
-def resolve_target(query: str | None, labels: list[str]) -> int | None:
-    """The class id of ``--target`` (None without one); usage error for an unknown class."""
+def resolve_target(query: str | None, labels: list[str]) -> int | str | None:
+    """The class id of ``--target`` (None without one, ``"true"`` for each image's true class);
+    usage error for an unknown class."""
     if query is None:
         return None
+    if is_target_true(query):
+        return TARGET_TRUE
     from ..models import resolve_class
 
     try:
@@ -168,51 +180,68 @@ def _build_module(spec: str | None, input_size: int | None, normalize: str | Non
                                   labels=labels, device="cpu").module
 
 
-def stream_results(loaders: list[Any], loaded: Any, args: argparse.Namespace, target: int | None) -> Any:
-    """``(index, result)`` pairs from one process, worker processes (--devices) or Ray (--ray)."""
+def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace) -> Any:
+    """``(index, result)`` pairs from one process, worker processes (--devices) or Ray (--ray).
+
+    ``tasks`` are :class:`sedc.scale.Task` s: each image's mode and target ride with it.
+    """
     from ..scale import iter_explain
 
     remote = args.ray is not None or args.devices is not None
     classifier = model_factory(args) if remote else loaded.module
-    return iter_explain(loaders, classifier, segmenter=make_segmenter(args.segmentation, args.segments),
+    return iter_explain(tasks, classifier, segmenter=make_segmenter(args.segmentation, args.segments),
                         on_error="return", devices=args.devices, ray_address=args.ray,
-                        options=explain_options(args, target))
+                        options=explain_options(args))
 
 
-def explain_options(args: argparse.Namespace, target: int | None) -> ExplainOptions:
-    """The search settings given on the command line."""
-    return ExplainOptions(mode=args.mode, target=target, batch_size=args.batch_size,
+def explain_options(args: argparse.Namespace) -> ExplainOptions:
+    """The search settings given on the command line, shared by every image (each image's mode
+    and target come with its task)."""
+    return ExplainOptions(mode=modes_of(args)[0], batch_size=args.batch_size,
                           max_time=args.max_time, max_evals=args.max_evals, prune=args.prune,
                           seed=args.seed)
 
 
-def explain_all(images: list[Path], loaded: Any, args: argparse.Namespace, run: Run) -> None:
-    """Explain ``images`` and record each as it finishes (figure first, then its JSON row)."""
+def make_tasks(items: list[Item], loaded: Any, target: int | str | None) -> list[Any]:
+    """One :class:`sedc.scale.Task` per item: a lazy loader with the item's mode and target."""
+    from ..io import load_image
+    from ..scale import Task
+
+    tasks = []
+    for item in items:
+        options, untargeted_if_predicted = task_settings(item, target)
+        tasks.append(Task(functools.partial(load_image, item.path, loaded.input_size), options,
+                          untargeted_if_predicted))
+    return tasks
+
+
+def explain_all(items: list[Item], loaded: Any, args: argparse.Namespace, run: Run) -> None:
+    """Explain ``items`` (image, mode) and record each as it finishes (figure, then JSON row)."""
     from tqdm import tqdm
 
-    from ..io import image_id, load_image, safe_stem
+    from ..io import safe_stem
 
-    ids = [image_id(path) for path in images]
-    loaders = [functools.partial(load_image, path, loaded.input_size) for path in images]
-    results = stream_results(loaders, loaded, args, run.settings["target"])
-    pending = set(range(len(images)))
-    with tqdm(total=len(images), unit="image", file=sys.stderr,
+    results = stream_results(make_tasks(items, loaded, run.settings["target"]), loaded, args)
+    pending = set(range(len(items)))
+    with tqdm(total=len(items), unit="image", file=sys.stderr,
               disable=True if args.quiet else None) as bar:
         try:
             for index, result in results:
                 pending.discard(index)
-                stem = None if args.no_figures else safe_stem(ids[index], run.store.stems)
-                record(run, ids[index], result, stem, bar.write)
+                stem = None if args.no_figures else safe_stem(items[index].stem, run.store.stems)
+                record(run, items[index], result, stem, bar.write)
                 bar.update()
         except Exception as err:  # a failure of the whole run: name the images left undone
             for index in sorted(pending):
-                report_error(run, ids[index], f"not processed: {describe_error(err)}")
+                report_error(run, items[index].image, f"not processed: {describe_error(err)}",
+                             items[index].mode)
 
 
-def record(run: Run, image: str, result: Any, stem: str | None, write: Callable[[str], None]) -> None:
+def record(run: Run, item: Item, result: Any, stem: str | None, write: Callable[[str], None]) -> None:
     """Write one image's figure and result row, or report its failure."""
+    image = item.image
     if isinstance(result, BaseException):
-        report_error(run, image, describe_error(result))
+        report_error(run, image, describe_error(result), item.mode)
         return
     figure = None
     if stem is not None:
@@ -220,13 +249,13 @@ def record(run: Run, image: str, result: Any, stem: str | None, write: Callable[
         try:
             result.plot(run.labels, path=run.store.folder / figure)
         except Exception as err:  # a row without its figure would not be retried: fail the image
-            report_error(run, image, f"cannot write figure {figure}: {describe_error(err)}")
+            report_error(run, image, f"cannot write figure {figure}: {describe_error(err)}", item.mode)
             return
-    row = result_row(image, result, run.labels, run.settings, figure)
+    row = result_row(image, result, run.labels, run.settings, figure, item.true_class)
     run.store.append(row)
     run.rows.append(row)
     if not run.quiet:
-        write(status_line(row))
+        write(status_line(row, show_mode=run.n_modes > 1))
 
 
 def describe_error(err: BaseException) -> str:
@@ -244,17 +273,17 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def report_error(run: Run, image: str, reason: str) -> None:
-    """Name a failed image on stderr and in errors.jsonl."""
+def report_error(run: Run, image: str, reason: str, mode: str | None = None) -> None:
+    """Name a failed image (and its mode) on stderr and in errors.jsonl."""
     from tqdm import tqdm
 
     tqdm.write(f"error: {image}: {reason}", file=sys.stderr)
-    run.store.append_error({"image": image, "error": reason})
+    run.store.append_error({"image": image, "mode": mode, "error": reason})
     run.failed.append(image)
 
 
 def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
-               figure: str | None) -> dict[str, Any]:
+               figure: str | None, true_class: int | None = None) -> dict[str, Any]:
     """The results.jsonl object of one explanation."""
     from ..visualize import class_name
 
@@ -264,32 +293,38 @@ def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
         "image": image, "found": d["found"],
         "original_class": d["original_class"], "original_label": class_name(d["original_class"], labels),
         "original_score": d["original_score"],
+        **truth_fields(true_class, d["original_class"], labels),
         "new_class": d["new_class"], "new_label": class_name(d["new_class"], labels),
         "new_score": d["new_score"], "original_class_score": d["original_class_score"],
         "segments": d["segments"], "n_segments_total": d["n_segments_total"],
         "n_evaluations": d["n_evaluations"], "elapsed_s": round(d["elapsed_s"], 4),
         "mode": d["mode"], "stop_reason": d["stop_reason"], "target": target,
-        "target_label": None if target is None else class_name(target, labels), "figure": figure,
+        "target_label": None if target is None else class_name(target, labels),
+        "target_setting": settings["target"], "figure": figure,
         "model": settings["model"], "segmentation": settings["segmentation"],
     }
 
 
-def status_line(row: dict[str, Any]) -> str:
-    """``chelsea.png: Egyptian cat 0.79 -> tabby 0.41, 3 regions, 57 evals, 4.1 s``."""
+def status_line(row: dict[str, Any], show_mode: bool = False) -> str:
+    """``chelsea.png: Egyptian cat 0.79 -> tabby 0.41, 3 regions, 57 evals, 4.1 s``
+    (``chelsea.png [mean]: ...`` with ``show_mode``)."""
     before = f"{row['original_label']} {row['original_score']:.2f}"
     n = len(row["segments"])
     if row["found"]:
         change = f"{before} -> {row['new_label']} {row['new_score']:.2f}, {plural(n, 'region')}"
     else:
-        change = f"{before}, no counterfactual ({row['stop_reason']})"
-    return f"{row['image']}: {change}, {row['n_evaluations']} evals, {row['elapsed_s']:.1f} s"
+        toward = f" toward {row['target_label']}" if row.get("target_label") else ""
+        change = f"{before}, no counterfactual{toward} ({row['stop_reason']})"
+    name = f"{row['image']} [{row['mode']}]" if show_mode else row["image"]
+    return f"{name}: {change}, {row['n_evaluations']} evals, {row['elapsed_s']:.1f} s"
 
 
 def print_summary(run: Run) -> None:
     """Counts, medians, total time and where the outputs are."""
     rows = run.rows
     found = [row for row in rows if row["found"]]
-    parts = [f"explained {len(rows)} of {plural(run.total, 'image')}"]
+    what = plural(run.total, "image") if run.n_modes == 1 else f"{run.total} (image, mode) pairs"
+    parts = [f"explained {len(rows)} of {what}"]
     if rows:
         parts.append(f"found {len(found)}/{len(rows)}")
     if run.skipped:
@@ -307,6 +342,9 @@ def print_summary(run: Run) -> None:
     stats.append(f"total time {time.perf_counter() - run.started:.1f} s")
     line = ", ".join(stats)
     print(line[0].upper() + line[1:] + ".")
+    accuracy = accuracy_line(rows)
+    if accuracy:
+        print(accuracy)
     figures = f"; figures: {run.store.folder}{os.sep}*.png" if any(r["figure"] for r in rows) else ""
     print(f"Results: {run.store.results}{figures}")
 

@@ -16,7 +16,9 @@ from typing import Any, Callable, Sequence
 from .. import __version__
 from ..options import MODES
 from .common import EXIT_OK, EXIT_FAILED, EXIT_USAGE, UsageError, batch_size, max_time, positive_int
+from .dataset import add_dataset_options, mode_list
 from .explain import SEGMENTATIONS, NORMALIZE_CHOICES, run_explain
+from .report import add_report_parser, run_report
 from .results import RESULTS_FILE
 
 DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
@@ -32,6 +34,9 @@ examples:
   sedc demo                           explain four sample photos, figures in sedc-demo/
   sedc explain cat.jpg photos/        explain a photo and every image under photos/
   sedc explain photos/ --target tabby ask what must change for the model to say 'tabby'
+  sedc explain val/ --ground-truth folders --target true --report
+                                      audit a labelled folder: misclassifications explained
+                                      toward their true class, then report.html
   sedc models                         list the built-in models
   sedc explain --help                 all options, outputs and how resuming works
 """
@@ -53,6 +58,8 @@ modes (what a removed region is replaced with, --mode):
   inpaint        OpenCV Navier-Stokes inpainting from the surrounding pixels
   inpaint_telea  OpenCV Telea inpainting
   harmonic       smooth inpainting of all regions at once, computed in PyTorch
+  several modes, comma-separated (--mode mean,blur,inpaint), explain each image in each mode:
+  one row per image and mode; figures are then named <name>_<mode>.png
 
 segmentation (how the image is cut into regions, --segmentation):
   quickshift     the SEDC paper's setting (kernel_size=4, max_dist=200, ratio=0.2); default
@@ -62,7 +69,17 @@ segmentation (how the image is cut into regions, --segmentation):
 
 --target accepts a class id (281) or a class name, case-insensitive, underscores as spaces
 ('tabby', 'Egyptian_cat'); for ImageNet models every synonym works ('tabby cat'). An unknown
-name exits with status 2 and suggests close names.
+name exits with status 2 and suggests close names. --target true (needs --ground-truth)
+explains each misclassified image toward its true class (SEDC-T) and each correctly
+classified one with plain SEDC (its row's target is null).
+
+ground truth (--ground-truth): 'folders' reads each image's class from its parent folder
+(the ImageFolder layout val/n02123045/cat.jpg): an ImageNet wnid (ImageNet-1k models; the
+table ships with sedc), or a class name or id of the model. FILE.csv holds rows 'path,label'
+(an optional 'path,label' header; labels as for folders); a relative path is read relative to
+the CSV's folder, else to the current folder, and belongs to the image that is the same file.
+Images without a row get no ground truth (a warning counts them). Unknown labels exit with
+status 2, before any image is explained, and suggest close names.
 
 models: the built-in model by name (see 'sedc models'), a TorchScript file (model.pt) or
 'package.module:factory' (module importable, e.g. on PYTHONPATH; factory() returns a
@@ -71,20 +88,25 @@ returns class scores (B, K); a softmax is added. WARNING: a TorchScript file and
 module:factory spec run code on your machine: only load models you trust.
 
 outputs (in --out DIR, default sedc-out/), written as soon as each image is done:
-  DIR/results.jsonl    one JSON object per image: image (its path as given or found),
-                       found, original_class/_label/_score, new_class/_label/_score,
+  DIR/results.jsonl    one JSON object per image and mode: image (its path as given or
+                       found), found, original_class/_label/_score, new_class/_label/_score,
                        segments (removed region ids), n_segments_total, n_evaluations,
-                       elapsed_s, mode, stop_reason, target, target_label, figure, model,
-                       segmentation
+                       elapsed_s, mode, stop_reason, target, target_label,
+                       target_setting (--target as given: id, "true" or null), figure,
+                       model, segmentation, and true_class, true_label, correct (null
+                       without --ground-truth)
   DIR/<name>.png       figure: original | removed regions | counterfactual (not with
                        --no-figures)
-  DIR/errors.jsonl     the images that failed in the latest run, with the reason (also
-                       printed to stderr); failed images are never written to results.jsonl
+  DIR/errors.jsonl     the images that failed in the latest run, with the mode and the reason
+                       (also printed to stderr); failed images are never written to results.jsonl
+  DIR/report.html      with --report: the run summed up (see 'sedc report --help'), and
+  DIR/summary.json     its figures as JSON
 
-resuming: run the same command again and images already in {RESULTS_FILE} are skipped
-(failed ones are retried), so an interrupted run continues where it stopped. The results of a
-resumed run must use the same model, mode, segmentation and target; --overwrite discards
-the previous results and explains every image again.
+resuming: run the same command again and the (image, mode) pairs already in {RESULTS_FILE}
+are skipped (failed ones are retried), so an interrupted run continues where it stopped; a run
+with more modes adds only the missing ones. The results of a resumed run must use the same
+model, segmentation and target; --overwrite discards the previous results and explains every
+image again.
 
 exit status: 0 every image was explained (with or without a counterfactual); 1 some image
 could not be read or failed (named on stderr; the others are still written); 2 usage error
@@ -97,6 +119,8 @@ examples:
   sedc explain scans/ --model mynet.pt --input-size 128 --normalize half --labels classes.txt \\
       --segmentation grid --segments 16
   sedc explain photos/ --model mypackage.models:build_net --device cuda
+  sedc explain val/ --ground-truth folders --target true --mode mean,blur --report
+  sedc explain photos/ --ground-truth labels.csv --max-time 30
   sedc explain val/ --devices all          one worker process per GPU
   sedc explain val/ --ray auto             spread over a running Ray cluster
 """
@@ -136,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_explain_parser(commands)
     _add_demo_parser(commands)
+    add_report_parser(commands)
     commands.add_parser("models", help="list the built-in models", epilog=MODELS_EPILOG,
                         description="List the built-in models with a description of each.",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,9 +196,10 @@ def _add_explain_parser(commands: Any) -> None:
                         help="how images are cut into regions (default: quickshift)")
     search.add_argument("--segments", type=positive_int, default=None, metavar="N",
                         help="number of regions for slic (approximate) and grid")
-    search.add_argument("--target", default=None, metavar="NAME|ID",
+    search.add_argument("--target", default=None, metavar="NAME|ID|true",
                         help="run SEDC-T: find regions whose removal makes the model predict this "
-                             "class (id or name)")
+                             "class (id or name); 'true': each misclassified image toward its true "
+                             "class, correct ones with plain SEDC (needs --ground-truth)")
     search.add_argument("--batch-size", type=batch_size, default="auto", metavar="auto|N",
                         help="candidate images per model call (default: auto, measured)")
     search.add_argument("--max-evals", type=positive_int, default=None, metavar="N",
@@ -197,6 +223,7 @@ def _add_explain_parser(commands: Any) -> None:
     out.add_argument("--no-figures", action="store_true", help="do not draw the PNG figures")
     out.add_argument("--quiet", action="store_true",
                      help="print only errors (no progress bar, per-image lines or summary)")
+    add_dataset_options(p)
 
 
 def _add_demo_parser(commands: Any) -> None:
@@ -212,9 +239,10 @@ def _add_demo_parser(commands: Any) -> None:
 
 def _add_search_options(p: Any) -> None:
     """Options shared by explain and demo: mode and time limit."""
-    p.add_argument("--mode", choices=MODES, default="blur",
-                   help="what removed regions are replaced with (default: blur; the modes are "
-                        "described in 'sedc explain --help')")
+    p.add_argument("--mode", type=mode_list, default="blur", metavar="MODE[,MODE...]",
+                   help=f"what removed regions are replaced with: {', '.join(MODES)}, or several, "
+                        "comma-separated, to explain each image in each (default: blur; the modes "
+                        "are described in 'sedc explain --help')")
     p.add_argument("--max-time", type=max_time, default=60.0, metavar="S",
                    help="stop each image's search after S seconds; 0 for no limit (default: 60)")
 
@@ -246,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help and --version (0), argparse errors (2)
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
-        "explain": run_explain, "demo": run_demo, "models": run_models}
+        "explain": run_explain, "demo": run_demo, "models": run_models, "report": run_report}
     try:
         return commands[args.command](args)
     except UsageError as err:

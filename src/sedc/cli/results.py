@@ -11,8 +11,13 @@ from typing import Any
 from .common import UsageError
 
 RESULTS_FILE, ERRORS_FILE = "results.jsonl", "errors.jsonl"
-# Settings that must match for a resumed run to add rows to an existing results.jsonl.
-RUN_KEYS = ("model", "mode", "segmentation", "target")
+# Settings that must match for a resumed run to add rows to an existing results.jsonl. The mode
+# is not one of them: rows are kept per (image, mode), so a run may add modes to a results file.
+RUN_KEYS = ("model", "segmentation", "target")
+# The row field that records a run setting, where it is not the setting's own name: a row's
+# "target" is the class its search aimed at, which under "--target true" differs per image
+# (the true class, or null for a correctly classified image); "target_setting" is --target itself.
+ROW_FIELDS = {"target": "target_setting"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -41,15 +46,16 @@ class ResultStore:
         self.errors.unlink(missing_ok=True)  # it lists the failures of the latest run only
         if overwrite:
             self.results.write_text("", encoding="utf-8")
-        self.done: dict[str, dict[str, Any]] = {row["image"]: row for row in read_rows(self.results)}
+        self.done: dict[tuple[str, Any], dict[str, Any]] = {
+            (row["image"], row.get("mode")): row for row in read_rows(self.results)}
         self.stems: set[str] = {Path(row["figure"]).stem for row in self.done.values()
                                 if isinstance(row.get("figure"), str)}
 
     def check_settings(self, settings: dict[str, Any]) -> None:
         """Refuse to mix rows made with other settings into results.jsonl."""
         for row in self.done.values():
-            differ = [f"{key} {row.get(key)!r} (now {settings[key]!r})" for key in RUN_KEYS
-                      if row.get(key) != settings[key]]
+            differ = [f"{key} {run_setting(row, key)!r} (now {settings[key]!r})" for key in RUN_KEYS
+                      if run_setting(row, key) != settings[key]]
             if differ:
                 raise UsageError(f"{self.results} holds results made with other settings: "
                                  f"{', '.join(differ)}; use --overwrite to replace them or --out "
@@ -58,11 +64,18 @@ class ResultStore:
     def append(self, row: dict[str, Any]) -> None:
         """Add a row to results.jsonl, durably."""
         append_line(self.results, row)
-        self.done[row["image"]] = row
+        self.done[(row["image"], row.get("mode"))] = row
 
     def append_error(self, row: dict[str, Any]) -> None:
         """Add a failure to errors.jsonl."""
         append_line(self.errors, row)
+
+
+def run_setting(row: dict[str, Any], key: str) -> Any:
+    """The run setting ``key`` a row was made with (rows written before ``target_setting``
+    existed record a fixed target in ``target``)."""
+    field = ROW_FIELDS.get(key, key)
+    return row[field] if field in row else row.get(key)
 
 
 def append_line(path: Path, row: dict[str, Any]) -> None:

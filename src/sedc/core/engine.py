@@ -44,6 +44,7 @@ class Job:
     max_time: float | None
     max_evals: int | None
     prune: bool
+    untargeted_if_predicted: bool = False  # a target the model already predicts: plain SEDC
     started: float = field(default_factory=time.perf_counter)
     search: Search | None = None
     pruner: Pruner | None = None
@@ -78,6 +79,8 @@ class Job:
         self.n_evaluations = 1
         self.original_class = int(scores.predicted[0])
         self.original_score = float(scores.top[0])
+        if self.target is not None and self.target == self.original_class and self.untargeted_if_predicted:
+            self.target = None  # e.g. "toward the true class" for a correctly classified image
         if self.target is not None and self.target == self.original_class:
             raise ValueError(f"target class {self.target} is already the predicted class of the image; "
                              "choose another target or use target=None")
@@ -335,10 +338,15 @@ def make_evaluator(classifier: Any, device: torch.device, options: ExplainOption
 
 
 def make_job(image: Any, segments: Any, options: ExplainOptions, device: torch.device,
-             channels_last: bool) -> Job:
-    """Prepare one image's :class:`Job` under validated ``options`` (no model calls)."""
+             channels_last: bool, *, untargeted_if_predicted: bool = False) -> Job:
+    """Prepare one image's :class:`Job` under validated ``options`` (no model calls).
+
+    With ``untargeted_if_predicted``, an image the model already assigns to ``options.target`` is
+    explained with plain SEDC (its result's ``target`` is None) instead of failing.
+    """
     prepared = prepare(image, segments, options.mode, device, options.seed, channels_last=channels_last)
-    return Job(prepared, options.target, options.max_time, options.max_evals, options.prune)
+    return Job(prepared, options.target, options.max_time, options.max_evals, options.prune,
+               untargeted_if_predicted)
 
 
 def use_channels_last(options: ExplainOptions, classifier: Any, device: torch.device) -> bool:

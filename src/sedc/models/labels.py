@@ -47,6 +47,52 @@ def imagenet_synonyms() -> list[tuple[str, ...]]:
     return list(_imagenet_names())
 
 
+WNID_FILE = "imagenet_wnids.txt"  # package data: the 1000 ImageNet-1k WordNet ids, in class order
+
+
+@lru_cache(maxsize=1)
+def imagenet_wnids() -> tuple[str, ...]:
+    """The WordNet ids of the 1000 ImageNet-1k classes, in class-index order (offline package data).
+
+    Returns
+    -------
+    tuple of str
+        E.g. ``wnids[281] == 'n02123045'`` (tabby). The ImageNet-1k class order is the sorted
+        order of the wnids, so the tuple is sorted.
+    """
+    from importlib.resources import files
+
+    text = files(__package__).joinpath(WNID_FILE).read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def is_wnid(name: str) -> bool:
+    """Whether ``name`` looks like a WordNet noun id (``n`` and 8 digits, e.g. ``n02123045``)."""
+    return re.fullmatch(r"n[0-9]{8}", name.strip()) is not None
+
+
+def wnid_to_class(wnid: str) -> int:
+    """The ImageNet-1k class index of a WordNet id.
+
+    Raises
+    ------
+    ValueError
+        For a wnid that is not one of the 1000 classes; the message suggests close ids.
+    """
+    index = {w: i for i, w in enumerate(imagenet_wnids())}
+    key = wnid.strip()
+    if key in index:
+        return index[key]
+    close = difflib.get_close_matches(key, list(index), n=3, cutoff=0.8)
+    hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(f"{key!r} is not an ImageNet-1k class (wnid){hint}")
+
+
+def is_imagenet_labels(labels: Sequence[str]) -> bool:
+    """Whether ``labels`` are the ImageNet-1k labels (so that wnids name classes)."""
+    return len(labels) == 1000 and list(labels) == imagenet_labels()
+
+
 def resolve_class(query: str | int, labels: Sequence[str]) -> int:
     """Turn a class id or class name into a class id.
 

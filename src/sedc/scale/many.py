@@ -39,7 +39,8 @@ def iter_explain(
     ----------
     images : iterable
         Images (anything :func:`sedc.explain` accepts) or zero-argument callables returning one
-        (loaders: a loader's error is reported for that image only).
+        (loaders: a loader's error is reported for that image only), each optionally wrapped in
+        a :class:`sedc.scale.Task` that gives it its own mode, target, ... .
     classifier : torch.nn.Module or callable
         As for :func:`sedc.explain`. With ``devices``, a picklable ``nn.Module`` or a picklable
         zero-argument factory returning one (each worker builds its own copy).

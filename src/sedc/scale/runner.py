@@ -26,6 +26,7 @@ from ..core.engine import (
 )
 from ..options import ExplainOptions
 from ..result import Explanation, ImageError, failed
+from .task import unwrap
 
 Result = tuple[int, "Explanation | ImageError"]
 
@@ -45,7 +46,8 @@ class Runner:
     device : str, torch.device or None
         Where candidates are composed and the model runs; defaults to the model's device.
     options : ExplainOptions
-        The search settings, applied to every image.
+        The search settings, applied to every image (a :class:`~sedc.scale.task.Task` input
+        puts its own settings over them for that image).
     window : int, optional
         Searches run at once (default: 32 on CUDA; 1 on CPU, where bigger batches do not run
         faster per image, so sharing them gains nothing).
@@ -100,11 +102,13 @@ class Runner:
                 active[:] = [(i, j) for i, j in active if not j.done]
 
     def _prepare(self, index: int, item: Any, segments: Any, segmenter: Callable | None) -> Job:
+        item, options, untargeted_if_predicted = unwrap(item, self.options)  # a Task's own settings
         image = item() if callable(item) else item
         seg = segments_for(segments, index)
         if seg is None and segmenter is not None:
             seg = segmenter(image)
-        return make_job(image, seg, self.options, self.device, self.channels_last)
+        return make_job(image, seg, options, self.device, self.channels_last,
+                        untargeted_if_predicted=untargeted_if_predicted)
 
     def _start(self, started: list[tuple[int, Job]], on_error: str) -> Iterator[Result]:
         """Evaluate the unperturbed images of newly started jobs; drop those that fail."""

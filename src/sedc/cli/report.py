@@ -1,0 +1,94 @@
+"""``sedc report DIR``: the report of a ``sedc explain`` run, from DIR/results.jsonl.
+
+Writes DIR/report.html (a static page that opens from disk) and DIR/summary.json, or prints the
+summary table as Markdown (``--format markdown``). ``sedc explain ... --report`` calls
+:func:`write_run_report` at the end of its run. The page and the figures are made by
+:mod:`sedc.report`; this module only reads the result files and wires the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .common import EXIT_OK, UsageError
+from .results import ERRORS_FILE, RESULTS_FILE
+
+FORMATS = ("html", "markdown")
+
+REPORT_DESCRIPTION = f"""\
+Sum up a 'sedc explain' run: read DIR/{RESULTS_FILE} (and DIR/{ERRORS_FILE}) and write
+DIR/report.html, a static page that opens from disk without network, and DIR/summary.json.
+"""
+
+REPORT_EPILOG = f"""\
+report.html holds, per mode, the SEDC paper's table (images, counterfactual found, stopped by a
+limit, mean and median number of removed regions k, mean evaluations, mean time); for runs with
+--ground-truth the accuracy, the most frequent true -> predicted confusions and the
+misclassifications explained toward their true class; the class transitions (original ->
+counterfactual class: what the model falls back to); a k histogram, time and evaluations against
+the number of regions; and a gallery of every image with filters and sorting, linking to its figure.
+
+summary.json holds n_images, n_found, found_rate, mean_segments, median_segments,
+mean_evaluations, mean_time_s, by_mode (the same keys per mode) and transitions
+(a list of {{from, to, count}}).
+
+--format markdown prints the summary table instead (for a terminal or a CI log) and writes nothing.
+
+examples:
+  sedc report sedc-out
+  sedc report sedc-out --format markdown
+  sedc explain val/ --ground-truth folders --target true --report   explain, then report
+"""
+
+
+def add_report_parser(commands: Any) -> None:
+    """``sedc report`` and its options."""
+    p = commands.add_parser("report", help="sum up a 'sedc explain' run: report.html and summary.json",
+                            description=REPORT_DESCRIPTION, epilog=REPORT_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", type=Path, metavar="DIR",
+                   help=f"the --out folder of 'sedc explain' (holding {RESULTS_FILE})")
+    p.add_argument("--format", choices=FORMATS, default="html",
+                   help="html (default): write DIR/report.html and DIR/summary.json; markdown: "
+                        "print the summary table")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``sedc report DIR``."""
+    rows, errors = read_run(args.folder)
+    if args.format == "markdown":
+        from ..report import format_markdown, summarize
+
+        print(format_markdown(summarize(rows, errors)))
+        return EXIT_OK
+    write_run_report(args.folder, rows, errors)
+    return EXIT_OK
+
+
+def read_run(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The result rows and error rows of the run in ``folder``; usage error without results."""
+    from ..report import load_results
+
+    if not (Path(folder) / RESULTS_FILE).is_file():
+        raise UsageError(f"no {RESULTS_FILE} in '{folder}': give the --out folder of a "
+                         "'sedc explain' run")
+    try:  # read only: a run may still be appending to the files
+        return load_results(folder)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UsageError(f"cannot read the results in '{folder}': {err}") from None
+
+
+def write_run_report(folder: Path, rows: list[dict[str, Any]] | None = None,
+                     errors: list[dict[str, Any]] | None = None, quiet: bool = False) -> Path:
+    """Write ``folder``/report.html and summary.json (reading the result files when not given)."""
+    from ..report import SUMMARY_FILE, write_report
+
+    if rows is None:
+        rows, errors = read_run(folder)
+    page = Path(write_report(Path(folder), rows, errors=errors))
+    if not quiet:
+        print(f"Report: {page}")
+        print(f"Summary: {page.parent / SUMMARY_FILE}")
+    return page
