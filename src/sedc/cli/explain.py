@@ -37,6 +37,7 @@ class Run:
     skipped: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # extra summary lines (Ray's actor deaths)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -56,7 +57,8 @@ def run_explain(args: argparse.Namespace) -> int:
     run = Run(store, loaded.labels, settings, args.quiet, total=len(images))
     todo = [path for path in images if image_id(path) not in store.done]
     run.skipped = len(images) - len(todo)
-    explain_all(todo, loaded, args, run)
+    if todo:  # nothing left to do starts no backend (no Ray session either)
+        explain_all(todo, loaded, args, run)
     if not args.quiet:
         print_summary(run)
     return EXIT_FAILED if run.failed else EXIT_OK
@@ -168,14 +170,20 @@ def _build_module(spec: str | None, input_size: int | None, normalize: str | Non
                                   labels=labels, device="cpu").module
 
 
-def stream_results(loaders: list[Any], loaded: Any, args: argparse.Namespace, target: int | None) -> Any:
-    """``(index, result)`` pairs from one process, worker processes (--devices) or Ray (--ray)."""
+def stream_results(loaders: list[Any], loaded: Any, args: argparse.Namespace, target: int | None,
+                   session: Any = None) -> Any:
+    """``(index, result)`` pairs from one process, worker processes (--devices) or Ray (--ray,
+    on the cluster ``session`` joined: see :mod:`sedc.cli.ray_session`)."""
     from ..scale import iter_explain
 
     remote = args.ray is not None or args.devices is not None
     classifier = model_factory(args) if remote else loaded.module
-    return iter_explain(loaders, classifier, segmenter=make_segmenter(args.segmentation, args.segments),
-                        on_error="return", devices=args.devices, ray_address=args.ray,
+    segmenter = make_segmenter(args.segmentation, args.segments)
+    if args.ray is not None:
+        from .ray_session import stream_ray
+
+        return stream_ray(loaders, classifier, segmenter, explain_options(args, target), session)
+    return iter_explain(loaders, classifier, segmenter=segmenter, on_error="return", devices=args.devices,
                         options=explain_options(args, target))
 
 
@@ -191,22 +199,27 @@ def explain_all(images: list[Path], loaded: Any, args: argparse.Namespace, run: 
     from tqdm import tqdm
 
     from ..io import image_id, load_image, safe_stem
+    from .ray_session import backend_session
 
     ids = [image_id(path) for path in images]
     loaders = [functools.partial(load_image, path, loaded.input_size) for path in images]
-    results = stream_results(loaders, loaded, args, run.settings["target"])
-    pending = set(range(len(images)))
-    with tqdm(total=len(images), unit="image", file=sys.stderr,
-              disable=True if args.quiet else None) as bar:
-        try:
-            for index, result in results:
-                pending.discard(index)
-                stem = None if args.no_figures else safe_stem(ids[index], run.store.stems)
-                record(run, ids[index], result, stem, bar.write)
-                bar.update()
-        except Exception as err:  # a failure of the whole run: name the images left undone
-            for index in sorted(pending):
-                report_error(run, ids[index], f"not processed: {describe_error(err)}")
+    report = None if args.quiet else functools.partial(tqdm.write, file=sys.stderr)
+    with backend_session(args, run.store.folder, report) as session:
+        results = stream_results(loaders, loaded, args, run.settings["target"], session)
+        pending = set(range(len(images)))
+        with tqdm(total=len(images), unit="image", file=sys.stderr,
+                  disable=True if args.quiet else None) as bar:
+            write = functools.partial(bar.write, file=session.stdout)
+            try:
+                for index, result in results:
+                    pending.discard(index)
+                    stem = None if args.no_figures else safe_stem(ids[index], run.store.stems)
+                    record(run, ids[index], result, stem, write)
+                    bar.update()
+            except Exception as err:  # a failure of the whole run: name the images left undone
+                for index in sorted(pending):
+                    report_error(run, ids[index], f"not processed: {describe_error(err)}")
+        run.notes += session.summary()
 
 
 def record(run: Run, image: str, result: Any, stem: str | None, write: Callable[[str], None]) -> None:
@@ -297,6 +310,8 @@ def print_summary(run: Run) -> None:
     if run.failed:
         parts.append(f"{len(run.failed)} failed (listed in {run.store.errors})")
     print("Done: " + ", ".join(parts) + ".")
+    for note in run.notes:
+        print(note)
     stats = []
     if found:
         median = statistics.median(len(r["segments"]) for r in found)
