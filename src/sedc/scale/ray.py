@@ -17,8 +17,9 @@ for it (``RAY_AUTH_MODE=disabled`` keeps it off).
 Recovery: when an actor dies (its process, or its whole node), the chunks it held go back to the
 shared queue. The chunk it was running counts one death for each of its images; the chunks
 queued behind it had not started and count none. Images with one death are chunked again and
-spread over every actor; images with two deaths are retried one per call, so that an image that
-kills its actor takes no other image down with it; an image is given up (``ImageError`` with
+spread over every actor; images with two deaths are retried one per call, on an actor that
+holds nothing else, so that an image that kills its actor takes no other image down with it
+and is known to be the one that did; an image is given up (``ImageError`` with
 ``kind="worker-died"``: "Ray actor died twice") when its actor dies while explaining it alone,
 after an earlier death. A replacement actor is started for each dead one (it starts when the
 cluster has room, e.g. when the autoscaler adds a node). Each death is reported to ``on_event``.
@@ -390,15 +391,29 @@ class _Pool:
                 yield from self.collect(done[0], on_error)
 
     def dispatch(self) -> None:
-        """Give every ready actor up to IN_FLIGHT chunks: retried images first, then new ones."""
+        """Give every ready actor up to IN_FLIGHT chunks: retried images first, then new ones.
+
+        An image with two deaths runs on an actor that holds nothing else: if that actor dies,
+        there is no doubt about which image it died on (an actor that exits may lose the reply
+        of the call it had just finished).
+        """
         for actor in [a for a in self.actors.values() if a.ready]:
-            while len(actor.chunks) < IN_FLIGHT:
+            while len(actor.chunks) < IN_FLIGHT and not self._holds_alone(actor):
+                if self.retry and self._alone(self.retry[0]) and actor.chunks:
+                    break
                 chunk = self.retry.popleft() if self.retry else self._fresh_chunk()
                 if chunk is None:
                     return
                 ref = actor.handle.run.remote(chunk)
                 self.tasks[ref] = (actor.key, chunk)
                 actor.chunks.append(ref)
+
+    def _alone(self, chunk: list) -> bool:
+        """Whether ``chunk`` is the single-image retry of an image that died twice."""
+        return len(chunk) == 1 and self.deaths.get(chunk[0][0], 0) >= 2
+
+    def _holds_alone(self, actor: _Actor) -> bool:
+        return any(self._alone(self.tasks[ref][1]) for ref in actor.chunks)
 
     def _fresh_chunk(self) -> list | None:
         if self.exhausted:
