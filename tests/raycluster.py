@@ -115,7 +115,7 @@ class Node:
 
 
 class TwoNodeCluster:
-    """A head node and a worker node, 1 CPU each, on 127.0.0.2, with token auth.
+    """A head node and a worker node (1 CPU each by default) on 127.0.0.2, with token auth.
 
     Parameters
     ----------
@@ -126,11 +126,13 @@ class TwoNodeCluster:
         Folders the cluster's workers import from (sedc's ``src``, the tests).
     head_env, worker_env : dict, optional
         Extra environment of one node's processes (its actors see it).
+    cpus : int
+        CPUs of each node.
     """
 
     def __init__(self, root: Path, pythonpath: list[str], head_env: dict[str, str] | None = None,
-                 worker_env: dict[str, str] | None = None) -> None:
-        self.root = root
+                 worker_env: dict[str, str] | None = None, cpus: int = 1) -> None:
+        self.root, self.cpus = root, cpus
         root.mkdir(parents=True, exist_ok=True)
         # Ray's socket paths must fit in 107 bytes: the nodes' temp dirs live in a short folder.
         self.temp = Path(tempfile.mkdtemp(prefix="sedc-ray-", dir="/tmp"))
@@ -173,7 +175,7 @@ class TwoNodeCluster:
 
     def _start(self, args: list[str], ports: list[int], worker_ports: int, env: dict[str, str], name: str) -> None:
         args = args + [
-            f"--node-ip-address={IP}", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats",
+            f"--node-ip-address={IP}", f"--num-cpus={self.cpus}", "--num-gpus=0", "--disable-usage-stats",
             f"--temp-dir={self.temp / name}", f"--node-manager-port={ports[0]}",
             f"--object-manager-port={ports[1]}", f"--dashboard-agent-listen-port={ports[2]}",
             f"--dashboard-agent-grpc-port={ports[3]}", f"--runtime-env-agent-port={ports[4]}",
