@@ -119,3 +119,12 @@ def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'sedc\[ray\]'"):
         next(iter_explain_ray([tiny_image(0)], TinyNet()))
+
+
+@needs_ray
+def test_actors_that_can_never_start_are_a_cluster_error_not_a_hang(cluster, monkeypatch):
+    import sedc.scale.ray as sedc_ray
+
+    monkeypatch.setattr(sedc_ray, "NO_ACTOR_LIMIT", 2.0)
+    with pytest.raises(sedc_ray.RayClusterError, match="no Ray actor could start in 2 s"):
+        explain_ray([tiny_image(0)], TinyNet(), num_gpus_per_actor=1)  # a CPU-only cluster

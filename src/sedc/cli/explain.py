@@ -216,6 +216,8 @@ def explain_all(images: list[Path], loaded: Any, args: argparse.Namespace, run: 
                     stem = None if args.no_figures else safe_stem(ids[index], run.store.stems)
                     record(run, ids[index], result, stem, write)
                     bar.update()
+            except UsageError:  # the Ray cluster is gone: one line and exit 2, no image marked failed
+                raise
             except Exception as err:  # a failure of the whole run: name the images left undone
                 for index in sorted(pending):
                     report_error(run, ids[index], f"not processed: {describe_error(err)}")

@@ -98,13 +98,14 @@ one line naming the address and the cause (refused, timeout, unreachable, auth, 
 image is marked failed. When an actor or a whole node dies, the images it held go back to
 the queue and are spread over the surviving actors (said on stderr and in the summary); an
 image is given up ("Ray actor died twice") only when its actor dies on it a second time,
-with it alone. Ray's own messages go to DIR/ray.log, never to stdout. Resuming with nothing
-left to do does not start or join Ray.
+with it alone; a cluster where no actor can start for 300 s ends the run with exit 2 (done
+images are kept). Ray's own messages go to DIR/ray.log, never to stdout. Resuming with
+nothing left to do does not start or join Ray.
 
 exit status: 0 every image was explained (with or without a counterfactual); 1 some image
 could not be read or failed (named on stderr; the others are still written); 2 usage error
 (bad option, unknown --target, model that cannot be loaded, no images found) or a Ray
-cluster that cannot be joined.
+cluster that cannot be joined or can no longer run actors.
 
 examples:
   sedc explain chelsea.png

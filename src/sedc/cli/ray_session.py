@@ -107,7 +107,10 @@ def join(ray: Any, address: str, timeout: float) -> None:
 def stream_ray(loaders: list[Any], classifier: Any, segmenter: Callable[[Any], Any], options: Any,
                session: Session) -> Iterator[tuple[int, Any]]:
     """``(index, result)`` pairs from the Ray actors of the joined cluster."""
-    from ..scale.ray import iter_explain_ray
+    from ..scale.ray import RayClusterError, iter_explain_ray
 
-    return iter_explain_ray(loaders, classifier, segmenter=segmenter, on_error="return",
-                            on_event=session.on_event, options=options)
+    try:
+        yield from iter_explain_ray(loaders, classifier, segmenter=segmenter, on_error="return",
+                                    on_event=session.on_event, options=options)
+    except RayClusterError as err:  # the whole run, not its images: one line, exit 2
+        raise UsageError(str(err)) from None

@@ -77,9 +77,15 @@ IN_FLIGHT = 2          # chunks handed to one actor at a time
 MAX_CPU_ACTORS = 4
 STARTUP_FAILURES = 3   # actors dying before they are ready, in a row, before giving up
 NODE_CHECK_TIMEOUT = 1.0  # seconds to reach a dead actor's raylet before calling its node gone
+NO_ACTOR_LIMIT = 300.0    # seconds with work left and no actor ready, before giving up
 INSTALL_HINT = "sedc.scale.ray needs Ray: pip install 'sedc[ray]'"
 
-__all__ = ["BuiltinModel", "RayConnectError", "RayEvent", "explain_many_ray", "iter_explain_ray"]
+__all__ = ["BuiltinModel", "RayClusterError", "RayConnectError", "RayEvent", "explain_many_ray", "iter_explain_ray"]
+
+
+class RayClusterError(RuntimeError):
+    """The cluster can no longer run the work (no actor could start for NO_ACTOR_LIMIT seconds):
+    a failure of the whole run, not of its images."""
 
 
 def _ray() -> Any:
@@ -246,6 +252,9 @@ def iter_explain_ray(
     ------
     RayConnectError
         Before the first result, when the cluster cannot be joined.
+    RayClusterError
+        When no actor runs and none could start for ``NO_ACTOR_LIMIT`` seconds (the cluster
+        lost its nodes, or never had the resources an actor asks for).
     """
     check_on_error(on_error)
     options = ExplainOptions.build(options, **explain_options)
@@ -384,11 +393,23 @@ class _Pool:
             self.dispatch()
             if self.exhausted and not self.retry and not self.tasks:
                 return
-            done, _ = self.ray.wait(list(self.tasks) + list(self.starting), num_returns=1)
+            done = self._wait()
             if done[0] in self.starting:
                 self._started(done[0])
             else:
                 yield from self.collect(done[0], on_error)
+
+    def _wait(self) -> list:
+        """The next finished call or started actor; raises when no actor runs for too long."""
+        refs = list(self.tasks) + list(self.starting)
+        if self.tasks or any(a.ready for a in self.actors.values()):
+            return self.ray.wait(refs, num_returns=1)[0]
+        done, _ = self.ray.wait(refs, num_returns=1, timeout=NO_ACTOR_LIMIT)
+        if not done:
+            raise RayClusterError(f"no Ray actor could start in {NO_ACTOR_LIMIT:g} s (each needs "
+                                  f"{self.actor_options}; the cluster has {self.ray.available_resources()} "
+                                  "free): the images not yet done are left for a resumed run")
+        return done
 
     def dispatch(self) -> None:
         """Give every ready actor up to IN_FLIGHT chunks: retried images first, then new ones.
