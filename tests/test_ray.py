@@ -123,8 +123,8 @@ def test_missing_ray_names_the_extra(monkeypatch):
 
 @needs_ray
 def test_actors_that_can_never_start_are_a_cluster_error_not_a_hang(cluster, monkeypatch):
-    import sedc.scale.ray as sedc_ray
+    import sedc.scale.ray_pool as pool
 
-    monkeypatch.setattr(sedc_ray, "NO_ACTOR_LIMIT", 2.0)
-    with pytest.raises(sedc_ray.RayClusterError, match="no Ray actor could start in 2 s"):
+    monkeypatch.setattr(pool, "NO_ACTOR_LIMIT", 2.0)
+    with pytest.raises(pool.RayClusterError, match="no Ray actor could start in 2 s"):
         explain_ray([tiny_image(0)], TinyNet(), num_gpus_per_actor=1)  # a CPU-only cluster

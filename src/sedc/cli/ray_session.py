@@ -86,10 +86,10 @@ def backend_session(args: argparse.Namespace, folder: Path, report: Callable[[st
 
 
 def _import_ray() -> Any:
-    from ..scale.ray import _ray
+    from ..scale.ray import import_ray
 
     try:
-        return _ray()
+        return import_ray()
     except ImportError as err:
         raise UsageError(str(err)) from None
 
