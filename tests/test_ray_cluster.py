@@ -193,3 +193,10 @@ def test_a_node_killed_mid_run_loses_nothing_and_is_reported(images: Path, refer
         assert not group_members(cluster.worker.pgid)
     finally:
         assert_nothing_left(cluster)
+
+
+def test_ray_and_devices_exclude_each_other(images: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from sedc.cli.main import main
+
+    code = main(["explain", str(images), *MODEL, "--out", str(tmp_path), "--ray", "--devices", "cpu,cpu"])
+    assert code == 2 and "--ray and --devices exclude each other" in capsys.readouterr().err

@@ -74,6 +74,8 @@ def backend_session(args: argparse.Namespace, folder: Path, report: Callable[[st
     if args.ray is None:
         yield Session(sys.stdout)
         return
+    if getattr(args, "devices", None) is not None:
+        raise UsageError("--ray and --devices exclude each other (Ray places its actors itself)")
     ray = _import_ray()
     log = folder / RAY_LOG
     real_stdout = sys.stdout
