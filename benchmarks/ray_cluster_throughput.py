@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -112,6 +113,7 @@ def main() -> None:
                 print(f"round {k + 1}: {name}: {seconds:.1f} s", flush=True)
     finally:
         cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
     report(times, args, machine())
 
 
