@@ -75,12 +75,18 @@ def test_failing_loader_is_reported_for_its_image_only(cluster):
 
 
 @needs_ray
-def test_actor_that_dies_loses_only_its_image(cluster):
+def test_an_image_that_kills_its_actor_is_given_up_and_takes_no_other_down(cluster):
+    # Its chunk dies twice (the other images in it are retried), then it dies alone: given up.
     images = [tiny_image(0), tiny_image(9, sentinel=True), tiny_image(1), tiny_image(2)]
-    results = explain_ray(images, ExitOnSentinel(), on_error="return", num_actors=1)
+    events = []
+    results = explain_ray(images, ExitOnSentinel(), on_error="return", num_actors=1, on_event=events.append)
     assert isinstance(results[1], ImageError) and results[1].kind == "worker-died"
+    assert "died twice" in results[1].message
     for i in (0, 2, 3):
         assert_same(results[i], sedc.explain(images[i], TinyNet(), grid(), mode="mean"))
+    assert sum(e.given_up for e in events) == 1 and events[-1].given_up == 1
+    assert all(e.node_gone is False for e in events)  # the actors died, their node did not
+    assert "back in the queue" in str(events[0])
 
 
 @needs_ray
@@ -113,3 +119,12 @@ def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'sedc\[ray\]'"):
         next(iter_explain_ray([tiny_image(0)], TinyNet()))
+
+
+@needs_ray
+def test_actors_that_can_never_start_are_a_cluster_error_not_a_hang(cluster, monkeypatch):
+    import sedc.scale.ray_pool as pool
+
+    monkeypatch.setattr(pool, "NO_ACTOR_LIMIT", 2.0)
+    with pytest.raises(pool.RayClusterError, match="no Ray actor could start in 2 s"):
+        explain_ray([tiny_image(0)], TinyNet(), num_gpus_per_actor=1)  # a CPU-only cluster

@@ -40,6 +40,7 @@ class Run:
     n_modes: int = 1
     rows: list[dict[str, Any]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # extra summary lines (Ray's actor deaths)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -61,7 +62,8 @@ def run_explain(args: argparse.Namespace) -> int:
     todo, skipped = plan(images, [image_id(path) for path in images], modes, truth, store.done)
     run = Run(store, loaded.labels, settings, args.quiet, total=len(images) * len(modes), skipped=skipped,
               n_modes=len(modes))
-    explain_all(todo, loaded, args, run)
+    if todo:  # nothing left to do starts no backend (no Ray session either)
+        explain_all(todo, loaded, args, run)
     if not args.quiet:
         print_summary(run)
     if args.report:
@@ -180,8 +182,9 @@ def _build_module(spec: str | None, input_size: int | None, normalize: str | Non
                                   labels=labels, device="cpu").module
 
 
-def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace) -> Any:
-    """``(index, result)`` pairs from one process, worker processes (--devices) or Ray (--ray).
+def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, session: Any = None) -> Any:
+    """``(index, result)`` pairs from one process, worker processes (--devices) or Ray (--ray,
+    on the cluster ``session`` joined: see :mod:`sedc.cli.ray_session`).
 
     ``tasks`` are :class:`sedc.scale.Task` s: each image's mode and target ride with it.
     """
@@ -189,8 +192,12 @@ def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace) -> A
 
     remote = args.ray is not None or args.devices is not None
     classifier = model_factory(args) if remote else loaded.module
-    return iter_explain(tasks, classifier, segmenter=make_segmenter(args.segmentation, args.segments),
-                        on_error="return", devices=args.devices, ray_address=args.ray,
+    segmenter = make_segmenter(args.segmentation, args.segments)
+    if args.ray is not None:
+        from .ray_session import stream_ray
+
+        return stream_ray(tasks, classifier, segmenter, explain_options(args), session)
+    return iter_explain(tasks, classifier, segmenter=segmenter, on_error="return", devices=args.devices,
                         options=explain_options(args))
 
 
@@ -220,21 +227,28 @@ def explain_all(items: list[Item], loaded: Any, args: argparse.Namespace, run: R
     from tqdm import tqdm
 
     from ..io import safe_stem
+    from .ray_session import backend_session
 
-    results = stream_results(make_tasks(items, loaded, run.settings["target"]), loaded, args)
-    pending = set(range(len(items)))
-    with tqdm(total=len(items), unit="image", file=sys.stderr,
-              disable=True if args.quiet else None) as bar:
-        try:
-            for index, result in results:
-                pending.discard(index)
-                stem = None if args.no_figures else safe_stem(items[index].stem, run.store.stems)
-                record(run, items[index], result, stem, bar.write)
-                bar.update()
-        except Exception as err:  # a failure of the whole run: name the images left undone
-            for index in sorted(pending):
-                report_error(run, items[index].image, f"not processed: {describe_error(err)}",
-                             items[index].mode)
+    report = None if args.quiet else functools.partial(tqdm.write, file=sys.stderr)
+    with backend_session(args, run.store.folder, report) as session:
+        results = stream_results(make_tasks(items, loaded, run.settings["target"]), loaded, args, session)
+        pending = set(range(len(items)))
+        with tqdm(total=len(items), unit="image", file=sys.stderr,
+                  disable=True if args.quiet else None) as bar:
+            write = functools.partial(bar.write, file=session.stdout)
+            try:
+                for index, result in results:
+                    pending.discard(index)
+                    stem = None if args.no_figures else safe_stem(items[index].stem, run.store.stems)
+                    record(run, items[index], result, stem, write)
+                    bar.update()
+            except UsageError:  # the Ray cluster is gone: one line and exit 2, no image marked failed
+                raise
+            except Exception as err:  # a failure of the whole run: name the images left undone
+                for index in sorted(pending):
+                    report_error(run, items[index].image, f"not processed: {describe_error(err)}",
+                                 items[index].mode)
+        run.notes += session.summary()
 
 
 def record(run: Run, item: Item, result: Any, stem: str | None, write: Callable[[str], None]) -> None:
@@ -332,6 +346,8 @@ def print_summary(run: Run) -> None:
     if run.failed:
         parts.append(f"{len(run.failed)} failed (listed in {run.store.errors})")
     print("Done: " + ", ".join(parts) + ".")
+    for note in run.notes:
+        print(note)
     stats = []
     if found:
         median = statistics.median(len(r["segments"]) for r in found)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..options import MODES
-from .common import EXIT_OK, EXIT_FAILED, EXIT_USAGE, UsageError, batch_size, max_time, positive_int
+from .common import EXIT_OK, EXIT_FAILED, EXIT_USAGE, UsageError, batch_size, max_time, positive_int, seconds
 from .dataset import add_dataset_options, mode_list
 from .explain import SEGMENTATIONS, NORMALIZE_CHOICES, run_explain
 from .report import add_report_parser, run_report
@@ -108,9 +108,26 @@ with more modes adds only the missing ones. The results of a resumed run must us
 model, segmentation and target; --overwrite discards the previous results and explains every
 image again.
 
+Ray (--ray ADDRESS): ADDRESS is auto (the cluster of RAY_ADDRESS, or the one running on
+this machine), HOST:PORT (the head's GCS port, 6379 by default) or ray://HOST:PORT (Ray
+Client, port 10001); no ADDRESS starts a fresh local Ray. Clusters with token auth (Ray >=
+2.52; 'ray start' turns it on when ~/.ray/auth_token exists) need their token here, in
+RAY_AUTH_TOKEN, in the file named by RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token ('ray
+get-auth-token' on the head prints it); sedc turns on RAY_AUTH_MODE=token when the cluster
+asks for it (RAY_AUTH_MODE=disabled keeps it off). A cluster that cannot be reached, is not
+Ray or refuses the token stops the run within --ray-timeout seconds with exit status 2 and
+one line naming the address and the cause (refused, timeout, unreachable, auth, ...); no
+image is marked failed. When an actor or a whole node dies, the images it held go back to
+the queue and are spread over the surviving actors (said on stderr and in the summary); an
+image is given up ("Ray actor died twice") only when its actor dies on it a second time,
+with it alone; a cluster where no actor can start for 300 s ends the run with exit 2 (done
+images are kept). Ray's own messages go to DIR/ray.log, never to stdout. Resuming with
+nothing left to do does not start or join Ray.
+
 exit status: 0 every image was explained (with or without a counterfactual); 1 some image
 could not be read or failed (named on stderr; the others are still written); 2 usage error
-(bad option, unknown --target, model that cannot be loaded, no images found).
+(bad option, unknown --target, model that cannot be loaded, no images found) or a Ray
+cluster that cannot be joined or can no longer run actors.
 
 examples:
   sedc explain chelsea.png
@@ -123,6 +140,7 @@ examples:
   sedc explain photos/ --ground-truth labels.csv --max-time 30
   sedc explain val/ --devices all          one worker process per GPU
   sedc explain val/ --ray auto             spread over a running Ray cluster
+  RAY_AUTH_TOKEN=... sedc explain val/ --ray head:6379 --ray-timeout 10
 """
 
 MODELS_EPILOG = """\
@@ -213,8 +231,12 @@ def _add_explain_parser(commands: Any) -> None:
                             "'all' uses every GPU. Results are identical to a single-process run")
     scale.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                        help="run on Ray (pip install 'sedc[ray]'): no ADDRESS starts a fresh local "
-                            "Ray; 'auto' or ray://HOST:10001 joins a running cluster. One actor per GPU "
-                            "(or per CPU worker); results stream into the same results.jsonl")
+                            "Ray; 'auto', HOST:6379 or ray://HOST:10001 joins a running cluster (token "
+                            "auth: see 'Ray' below). One actor per GPU (or per CPU worker); results "
+                            "stream into the same results.jsonl")
+    scale.add_argument("--ray-timeout", type=seconds, default=30.0, metavar="S",
+                       help="give up joining the Ray cluster after S seconds: exit 2 with the cause "
+                            "(default: 30)")
     out = p.add_argument_group("output")
     _add_out_option(out, "sedc-out")
     out.add_argument("--overwrite", action="store_true",

@@ -4,9 +4,25 @@ The same work as :func:`sedc.scale.iter_explain` with ``devices=[...]``, spread 
 instead of local worker processes. Each actor holds its own copy of the model (one actor per
 GPU on a cluster with GPUs, else a few CPU actors) and explains chunks of images with
 cross-image batching (:func:`sedc.scale.chunk.run_chunk`); results are exactly what
-:func:`sedc.explain` returns for each image alone. An actor that dies loses only the chunks it
-was holding: their images are retried once, one image per chunk, on a fresh actor, then
-reported as failed.
+:func:`sedc.explain` returns for each image alone.
+
+Connecting (:mod:`sedc.scale.ray_connect`): ``address`` may be ``"local"`` (a new local
+instance), ``"auto"``, ``"HOST:PORT"`` (the GCS) or ``"ray://HOST:PORT"`` (Ray Client). A
+cluster that cannot be reached, is not Ray or refuses the token raises
+:class:`~sedc.scale.ray_connect.RayConnectError` within ``timeout`` seconds, before any image
+is sent. Token auth: the cluster's token must be in ``RAY_AUTH_TOKEN``, the file
+``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``; token mode is turned on when the cluster asks
+for it (``RAY_AUTH_MODE=disabled`` keeps it off).
+
+Recovery: when an actor dies (its process, or its whole node), the chunks it held go back to the
+shared queue. The chunk it was running counts one death for each of its images; the chunks
+queued behind it had not started and count none. Images with one death are chunked again and
+spread over every actor; images with two deaths are retried one per call, on an actor that
+holds nothing else, so that an image that kills its actor takes no other image down with it
+and is known to be the one that did; an image is given up (``ImageError`` with
+``kind="worker-died"``: "Ray actor died twice") when its actor dies while explaining it alone,
+after an earlier death. A replacement actor is started for each dead one (it starts when the
+cluster has room, e.g. when the autoscaler adds a node). Each death is reported to ``on_event``.
 
 Install with ``pip install 'sedc[ray]'``. Everything an actor receives must be picklable and
 importable on the cluster's nodes: the classifier (an ``nn.Module`` or a zero-argument
@@ -28,40 +44,39 @@ On one machine (starts a local Ray instance for the duration of the call):
 
 On a cluster: start it (``ray start --head`` on the head node, ``ray start --address=HEAD:6379``
 on the others, or a KubeRay / cloud launcher cluster), then either run the driver on a node with
-``address="auto"`` or connect from outside through Ray Client (port 10001 of the head node)::
+``address="auto"`` or ``"HEAD:6379"``, or connect from outside through Ray Client (port 10001 of
+the head node)::
 
     results = iter_explain_ray(loaders, BuiltinModel("efficientnet-lite0"),
                                address="ray://head-node:10001", mode="blur")
 
-Recent Ray versions enable token authentication on new clusters: a Ray Client driver then
-needs ``RAY_AUTH_MODE=token`` and the cluster's token (see Ray's "token-auth" documentation);
-without them the connection times out ("ray client connection timeout").
-
 Image files must be readable where the actors run (a shared file system or object storage), or
 pass arrays instead of loaders. For ``runtime_env`` and other options, call ``ray.init(...)``
 yourself first: a Ray session that is already initialised is used as it is and left running.
+Ray's own driver messages (a dead node's log dump, for instance) are printed by Ray to
+``sys.stdout``; the ``sedc`` command line sends them to ``DIR/ray.log`` instead.
 """
-
 from __future__ import annotations
 
 import copy
-from collections import deque
+import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from ..options import ExplainOptions
-from ..result import Explanation, ImageError, check_on_error, failed
-from .chunk import build_model, run_chunk, unpack
+from ..result import Explanation, ImageError, check_on_error
+from .chunk import Triple
+from .ray_connect import DEFAULT_TIMEOUT, RayConnectError, connect
+from .ray_pool import IN_FLIGHT, ActorPool, RayClusterError, RayEvent, log_event
 from .runner import segments_for
 
-IN_FLIGHT = 2          # chunks handed to one actor at a time
-RETRIES = 1            # extra tries of an image whose actor died
-MAX_CPU_ACTORS = 4
-STARTUP_FAILURES = 3   # actors dying before they are ready, in a row, before giving up
 INSTALL_HINT = "sedc.scale.ray needs Ray: pip install 'sedc[ray]'"
 
+__all__ = ["BuiltinModel", "RayClusterError", "RayConnectError", "RayEvent", "explain_many_ray", "iter_explain_ray"]
 
-def _ray() -> Any:
+
+def import_ray() -> Any:
     try:
         import ray
     except ImportError as err:
@@ -84,48 +99,18 @@ class BuiltinModel:
         return load(self.name).module
 
 
-_ACTOR_CLASS: Any = None
-
-
-def _actor_class(ray: Any) -> Any:
-    """The Ray actor class (defined on first use, so that importing sedc.scale.ray needs no Ray)."""
-    global _ACTOR_CLASS
-    if _ACTOR_CLASS is None:
-
-        class SedcActor:
-            """Holds one model copy on one device and explains chunks of images."""
-
-            def __init__(self, classifier: Any, device: str, threads: int, segmenter: Callable | None,
-                         options: ExplainOptions, window: int | None) -> None:
-                import torch
-
-                if threads:
-                    torch.set_num_threads(threads)
-                self.device = torch.device(device)
-                self.model = build_model(classifier, self.device)
-                self.segmenter, self.options, self.window = segmenter, options, window
-
-            def ready(self) -> str:
-                return str(self.device)
-
-            def run(self, chunk: list) -> list:
-                return list(run_chunk(self.model, self.device, chunk, self.segmenter, self.options,
-                                      self.window))
-
-        _ACTOR_CLASS = ray.remote(max_restarts=0, max_task_retries=0)(SedcActor)
-    return _ACTOR_CLASS
-
-
 def iter_explain_ray(
     images: Iterable[Any],
     classifier: Any,
     segments: Any = None,
     *,
     address: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
     num_actors: int | None = None,
     num_gpus_per_actor: float | None = None,
     segmenter: Callable[[Any], Any] | None = None,
     on_error: str = "raise",
+    on_event: Callable[[RayEvent], None] | None = None,
     chunk_size: int = 4,
     window: int | None = None,
     options: ExplainOptions | None = None,
@@ -144,9 +129,14 @@ def iter_explain_ray(
     segments : array, or sequence of arrays, optional
         One label map for all images, one per image, or None (``segmenter`` or quickshift).
     address : str, optional
-        Ray cluster to connect to (``"auto"``, ``"ray://head:10001"``); None connects to
-        ``RAY_ADDRESS`` when set, else starts a local instance. Ignored when Ray is already
-        initialised. A connection opened here is closed when the iteration ends.
+        ``"local"`` (a new local instance), ``"auto"``, ``"HOST:PORT"`` or
+        ``"ray://HOST:PORT"``; None connects to ``RAY_ADDRESS`` when set, else starts a local
+        instance. Ignored when Ray is already initialised. A connection opened here is closed
+        when the iteration ends.
+    timeout : float
+        Seconds to connect to a cluster; past them, or as soon as the cause is known,
+        :class:`~sedc.scale.ray_connect.RayConnectError` names the address and the cause
+        (``refused``, ``timeout``, ``auth``, ...).
     num_actors : int, optional
         Actors (model copies). Default: one per GPU, or without GPUs ``min(4, cluster CPUs)``.
     num_gpus_per_actor : float, optional
@@ -158,8 +148,12 @@ def iter_explain_ray(
     on_error : {"raise", "return"}
         ``"return"`` yields ``(index, ImageError)`` for a failed image and goes on; ``"raise"``
         raises the first :class:`sedc.ImageError`.
+    on_event : callable, optional
+        Called with a :class:`RayEvent` for each actor that dies mid-run (default: a warning on
+        the ``sedc.scale.ray`` logger).
     chunk_size : int
-        Images per actor call (explained together, with cross-image batching).
+        Most images per actor call (explained together, with cross-image batching). With a
+        sized input, chunks shrink so that every actor gets work.
     window : int, optional
         Searches an actor runs at once (see :class:`sedc.scale.runner.Runner`).
     options : ExplainOptions, optional
@@ -171,29 +165,35 @@ def iter_explain_ray(
     Yields
     ------
     (int, Explanation or ImageError)
+
+    Raises
+    ------
+    RayConnectError
+        Before the first result, when the cluster cannot be joined.
+    RayClusterError
+        When no actor runs and none could start for ``NO_ACTOR_LIMIT`` seconds (the cluster
+        lost its nodes, or never had the resources an actor asks for).
     """
     check_on_error(on_error)
     options = ExplainOptions.build(options, **explain_options)
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
-    if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int)
-                                   or num_actors < 1):
-        raise ValueError(f"num_actors must be a positive integer; got {num_actors!r}")
-    if num_gpus_per_actor is not None and not num_gpus_per_actor >= 0:
-        raise ValueError(f"num_gpus_per_actor must be >= 0; got {num_gpus_per_actor!r}")
+    _check_sizes(chunk_size, num_actors, num_gpus_per_actor)
     if not callable(classifier):
         raise TypeError(f"classifier must be an nn.Module or a picklable factory; got {type(classifier).__name__}")
-    ray = _ray()
+    ray = import_ray()
 
     started = False
     if not ray.is_initialized():
-        ray.init(address=address)
+        connect(ray, address, timeout, log_to_driver=False, logging_level=logging.WARNING)
         started = True
-    cluster = _Cluster(ray, _cpu_copy(classifier), segmenter, (options, window), num_actors, num_gpus_per_actor)
     try:
-        yield from cluster.run(_chunks(images, segments, chunk_size), on_error)
+        pool = ActorPool(ray, _cpu_copy(classifier), segmenter, (options, window), num_actors, num_gpus_per_actor,
+                         on_event or log_event)
+        try:
+            size = _fair_chunk_size(images, chunk_size, pool.n)
+            yield from pool.run(_chunks(images, segments, size), chunk_size, on_error)
+        finally:
+            pool.close()
     finally:
-        cluster.close()
         if started:
             ray.shutdown()
 
@@ -202,6 +202,17 @@ def explain_many_ray(images: Iterable[Any], classifier: Any, segments: Any = Non
     """Explain every image on Ray (see :func:`iter_explain_ray`); results in input order."""
     results = dict(iter_explain_ray(images, classifier, segments, **options))
     return [results[i] for i in range(len(results))]
+
+
+def _check_sizes(chunk_size: Any, num_actors: Any, num_gpus_per_actor: Any) -> None:
+    """Usage errors for the sizes, raised before anything starts."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
+    if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int)
+                                   or num_actors < 1):
+        raise ValueError(f"num_actors must be a positive integer; got {num_actors!r}")
+    if num_gpus_per_actor is not None and not num_gpus_per_actor >= 0:
+        raise ValueError(f"num_gpus_per_actor must be >= 0; got {num_gpus_per_actor!r}")
 
 
 def _cpu_copy(classifier: Any) -> Any:
@@ -215,7 +226,16 @@ def _cpu_copy(classifier: Any) -> Any:
     return classifier
 
 
-def _chunks(images: Iterable[Any], segments: Any, size: int) -> Iterator[list[tuple[int, Any, Any]]]:
+def _fair_chunk_size(images: Iterable[Any], chunk_size: int, actors: int) -> int:
+    """``chunk_size``, or less when a sized input would otherwise leave actors without work."""
+    try:
+        n = len(images)  # type: ignore[arg-type]
+    except TypeError:
+        return chunk_size
+    return max(1, min(chunk_size, math.ceil(n / (actors * IN_FLIGHT))))
+
+
+def _chunks(images: Iterable[Any], segments: Any, size: int) -> Iterator[list[Triple]]:
     chunk = []
     for index, item in enumerate(images):
         chunk.append((index, item, segments_for(segments, index)))
@@ -226,149 +246,3 @@ def _chunks(images: Iterable[Any], segments: Any, size: int) -> Iterator[list[tu
         yield chunk
 
 
-@dataclass
-class _Actor:
-    key: int
-    handle: Any
-    ready: bool = False
-    in_flight: int = 0
-    exclusive: bool = False  # running a retried image alone
-
-
-class _Cluster:
-    """The actors, the chunks they hold, and the retries of images whose actor died."""
-
-    def __init__(self, ray: Any, classifier: Any, segmenter: Callable | None,
-                 settings: tuple[ExplainOptions, int | None], num_actors: int | None, num_gpus_per_actor: float | None) -> None:
-        self.ray = ray
-        resources = ray.cluster_resources()
-        gpus, cpus = float(resources.get("GPU", 0)), float(resources.get("CPU", 1))
-        if num_gpus_per_actor is None:
-            num_gpus_per_actor = 1 if gpus >= 1 else 0
-        if num_gpus_per_actor > 0:
-            self.n = num_actors or max(1, int(gpus // num_gpus_per_actor))
-            self.actor_options: dict[str, Any] = {"num_gpus": num_gpus_per_actor}
-            device, threads = "cuda", 0
-        else:
-            self.n = num_actors or max(1, min(MAX_CPU_ACTORS, int(cpus)))
-            per_actor = cpus / self.n
-            per_actor = float(max(1, int(per_actor))) if per_actor >= 1 else round(per_actor, 4)
-            self.actor_options = {"num_cpus": per_actor}
-            device, threads = "cpu", max(1, int(per_actor))
-        self.actor_class = _actor_class(ray)
-        self.args = (ray.put(classifier), device, threads, segmenter, *settings)
-        self.actors: dict[int, _Actor] = {}
-        self.ready_refs: dict[Any, int] = {}
-        self.tasks: dict[Any, tuple[int, list]] = {}
-        self._next = 0
-        self.startup_failures = 0
-        for _ in range(self.n):
-            self.spawn()
-
-    def spawn(self) -> None:
-        key, self._next = self._next, self._next + 1
-        handle = self.actor_class.options(**self.actor_options).remote(*self.args)
-        self.actors[key] = _Actor(key, handle)
-        self.ready_refs[handle.ready.remote()] = key
-
-    def run(self, chunks: Iterator[list], on_error: str) -> Iterator[tuple[int, Any]]:
-        ray = self.ray
-        retry: deque[list] = deque()
-        tries: dict[int, int] = {}
-        exhausted = False
-        while True:
-            for actor in list(self.actors.values()):
-                while actor.ready and not actor.exclusive and actor.in_flight < IN_FLIGHT:
-                    if retry and actor.in_flight == 0:
-                        # A retried image runs alone on its actor: if it kills the actor again, no
-                        # other image goes down with it.
-                        chunk, actor.exclusive = retry.popleft(), True
-                    elif retry or exhausted:
-                        break
-                    else:
-                        chunk = next(chunks, None)
-                        if chunk is None:
-                            exhausted = True
-                            break
-                    self.tasks[actor.handle.run.remote(chunk)] = (actor.key, chunk)
-                    actor.in_flight += 1
-            if exhausted and not retry and not self.tasks:
-                return
-            done, _ = ray.wait(list(self.tasks) + list(self.ready_refs), num_returns=1)
-            ref = done[0]
-            if ref in self.ready_refs:
-                self._started(ref)
-                continue
-            key, chunk = self.tasks.pop(ref)
-            if key in self.actors:
-                self.actors[key].in_flight -= 1
-                self.actors[key].exclusive = False
-            try:
-                results = ray.get(ref)
-            except ray.exceptions.RayTaskError as err:  # an error outside run_chunk's per-image handling
-                for index, _, _ in chunk:
-                    yield failed(ImageError(index, _cause(err)), on_error)
-                continue
-            except ray.exceptions.RayError as err:  # the actor (or its node) died
-                self._lost(key)
-                for triple in chunk:
-                    index = triple[0]
-                    if tries.get(index, 0) < RETRIES:
-                        tries[index] = tries.get(index, 0) + 1
-                        retry.append([triple])  # alone: an image that kills its actor takes no other down
-                        continue
-                    message = f"Ray actor died twice on this image: {_short(err)}"
-                    yield failed(ImageError(index, message, kind="worker-died"), on_error)
-                continue
-            for index, packed in results:
-                result = unpack(index, packed)
-                yield failed(result, on_error) if isinstance(result, ImageError) else (index, result)
-
-    def _started(self, ref: Any) -> None:
-        key = self.ready_refs.pop(ref)
-        try:
-            self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as err:
-            if getattr(err, "actor_init_failed", False):
-                raise RuntimeError(f"a Ray actor could not build the model: {_cause(err)}") from err
-            self.startup_failures += 1
-            if self.startup_failures >= STARTUP_FAILURES:
-                raise RuntimeError(f"{self.startup_failures} Ray actors died while starting; last: "
-                                   f"{_cause(err)}") from err
-            self._lost(key)
-            return
-        self.startup_failures = 0
-        if key in self.actors:
-            self.actors[key].ready = True
-
-    def _lost(self, key: int) -> None:
-        """Replace a dead actor (once, however many of its chunks report the death)."""
-        actor = self.actors.pop(key, None)
-        if actor is None:
-            return
-        try:
-            self.ray.kill(actor.handle)
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-        self.spawn()
-
-    def close(self) -> None:
-        for actor in self.actors.values():
-            try:
-                self.ray.kill(actor.handle)
-            except Exception:  # noqa: BLE001
-                pass
-        self.actors.clear()
-
-
-def _short(err: BaseException, limit: int = 200) -> str:
-    """The first line of a Ray error, at most ``limit`` characters."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _cause(err: BaseException) -> str:
-    """The cause of a Ray error: its last non-empty line (Ray puts "ValueError: reason" last)."""
-    text = str(err).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
