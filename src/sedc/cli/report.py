@@ -22,7 +22,7 @@ Sum up a 'sedc explain' run: read DIR/{RESULTS_FILE} (and DIR/{ERRORS_FILE}) and
 DIR/report.html, a static page that opens from disk without network, and DIR/summary.json.
 """
 
-REPORT_EPILOG = f"""\
+REPORT_EPILOG = """\
 report.html holds, per mode, the SEDC paper's table (images, counterfactual found, stopped by a
 limit, mean and median number of removed regions k, mean evaluations, mean time); for runs with
 --ground-truth the accuracy, the most frequent true -> predicted confusions and the
@@ -32,7 +32,7 @@ the number of regions; and a gallery of every image with filters and sorting, li
 
 summary.json holds n_images, n_found, found_rate, mean_segments, median_segments,
 mean_evaluations, mean_time_s, by_mode (the same keys per mode) and transitions
-(a list of {{from, to, count}}).
+(a list of {from, to, count}).
 
 --format markdown prints the summary table instead (for a terminal or a CI log) and writes nothing.
 
