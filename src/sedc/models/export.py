@@ -119,7 +119,7 @@ def _source_of(model: nn.Module) -> str:
     for cls in sorted({type(m) for m in model.modules()}, key=lambda c: (c.__module__, c.__qualname__)):
         try:
             source = inspect.getsource(cls.forward)
-        except (OSError, TypeError):
+        except Exception:  # noqa: BLE001 - no source (built-in, REPL, TorchScript): the name only
             source = ""
         parts.append(f"{cls.__module__}.{cls.__qualname__}\n{source}")
     return "\n".join(parts)
