@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import statistics
@@ -15,6 +16,7 @@ from typing import Any, Callable, Sequence
 from ..options import ExplainOptions
 from .common import EXIT_FAILED, EXIT_OK, UsageError
 from .results import RESULTS_FILE, ResultStore
+from .runtime import runtime_module
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 SEGMENTS_METHODS = ("slic", "grid")  # the methods that take --segments (n_segments)
@@ -48,9 +50,11 @@ def run_explain(args: argparse.Namespace) -> int:
     images = find_inputs(args.paths)
     loaded = load_model(args)
     target = resolve_target(args.target, loaded.labels)
+    module, runtime = runtime_module(args, loaded.module, loaded.input_size)
+    loaded = dataclasses.replace(loaded, module=module)
     settings = {"model": loaded.name, "mode": args.mode,
                 "segmentation": segmentation_name(args.segmentation, args.segments),
-                "target": target}
+                "target": target, "runtime": runtime}
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
     run = Run(store, loaded.labels, settings, args.quiet, total=len(images))
@@ -173,7 +177,8 @@ def stream_results(loaders: list[Any], loaded: Any, args: argparse.Namespace, ta
     from ..scale import iter_explain
 
     remote = args.ray is not None or args.devices is not None
-    classifier = model_factory(args) if remote else loaded.module
+    on_torch = getattr(loaded.module, "runtime", "torch") == "torch"  # an OnnxClassifier pickles itself
+    classifier = model_factory(args) if remote and on_torch else loaded.module
     return iter_explain(loaders, classifier, segmenter=make_segmenter(args.segmentation, args.segments),
                         on_error="return", devices=args.devices, ray_address=args.ray,
                         options=explain_options(args, target))
@@ -218,7 +223,7 @@ def record(run: Run, image: str, result: Any, stem: str | None, write: Callable[
     if stem is not None:
         figure = f"{stem}.png"
         try:
-            result.plot(run.labels, path=run.store.folder / figure)
+            result.plot(run.labels, path=run.store.folder / figure, title=figure_title(run.settings))
         except Exception as err:  # a row without its figure would not be retried: fail the image
             report_error(run, image, f"cannot write figure {figure}: {describe_error(err)}")
             return
@@ -271,7 +276,13 @@ def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
         "mode": d["mode"], "stop_reason": d["stop_reason"], "target": target,
         "target_label": None if target is None else class_name(target, labels), "figure": figure,
         "model": settings["model"], "segmentation": settings["segmentation"],
+        "runtime": settings.get("runtime", "torch"),
     }
+
+
+def figure_title(settings: dict[str, Any]) -> str:
+    """The figure's caption: the model and the runtime that ran it."""
+    return f"{settings['model']} on {settings.get('runtime', 'torch')}"
 
 
 def status_line(row: dict[str, Any]) -> str:
