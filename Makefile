@@ -1,6 +1,6 @@
 # Two commands from zero: `make demo` (explain four real photos) and `make test` (the test suite).
 # Each creates .venv and installs torch FIRST (a bare torch requirement would pull a multi-GB CUDA
-# build), then sedc with its test extras.
+# build), then sedc with its test extras and the ONNX Runtime fast path (sedc[onnx]).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,ray]"
+	$(BIN)/python -m pip install -q -e ".[test,ray,onnx]"
 	touch $(STAMP)
 
 demo: $(STAMP)

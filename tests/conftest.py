@@ -9,6 +9,22 @@ import torch
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sedc_cache(tmp_path_factory):
+    """ONNX exports (sedc.accelerate, --runtime) go to a folder of this test session, never to the
+    user's cache; subprocesses inherit it through the environment."""
+    import os
+
+    folder = tmp_path_factory.mktemp("sedc-cache")
+    before = os.environ.get("SEDC_CACHE")
+    os.environ["SEDC_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        del os.environ["SEDC_CACHE"]
+    else:
+        os.environ["SEDC_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def real_model():
     """The built-in EfficientNet-Lite0 (softmax outputs, [0, 1] inputs), on the CPU."""
@@ -35,6 +51,22 @@ def photos():
         image = load_photo(name)
         out[name] = (image, segment(image, "quickshift"))
     return out
+
+
+@pytest.fixture(scope="session")
+def oracle(real_model, photos):
+    """The reference's answer (the original search with the torch model), once per (photo, mode)."""
+    from sedc.core import reference
+
+    cache = {}
+
+    def get(name, mode):
+        if (name, mode) not in cache:
+            image, segments = photos[name]
+            cache[name, mode] = reference.sedc(image, reference.TorchPredictor(real_model.module), segments, mode)
+        return cache[name, mode]
+
+    return get
 
 
 class RegionModel(torch.nn.Module):

@@ -365,8 +365,8 @@ def test_ctrl_c_leaves_valid_results_that_a_rerun_resumes(tmp_path: Path) -> Non
     out = tmp_path / "out"
     args = [sys.executable, "-m", "sedc", "explain", str(folder), "--model", "slowmod:build_slow",
             "--input-size", "32", "--segmentation", "grid", "--segments", "9", "--mode", "mean",
-            "--no-figures", "--out", str(out)]
-    env = cli_env(PYTHONPATH=str(tmp_path))
+            "--no-figures", "--runtime", "torch", "--out", str(out)]  # torch keeps the sleep in forward
+    env = cli_env(PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -20,20 +20,6 @@ pytestmark = pytest.mark.slow
 CHEAP = ("rocket", "astronaut")  # few evaluations: also run the one-candidate-per-call path
 
 
-@pytest.fixture(scope="module")
-def oracle(real_model, photos):
-    """Reference answers, computed once per (photo, mode)."""
-    cache = {}
-
-    def get(name, mode):
-        if (name, mode) not in cache:
-            image, segments = photos[name]
-            cache[name, mode] = reference.sedc(image, reference.TorchPredictor(real_model.module), segments, mode)
-        return cache[name, mode]
-
-    return get
-
-
 @pytest.mark.parametrize("mode", ["mean", "blur"])
 @pytest.mark.parametrize("name", PHOTOS)
 def test_explain_and_batch_api_match_the_reference(real_model, photos, oracle, name, mode):

@@ -27,6 +27,7 @@ __all__ = [
     "ExplainOptions",
     "Explanation",
     "ImageError",
+    "accelerate",
     "create_explanation_mask",
     "create_perturbation_mask",
     "create_perturbed_image",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "accelerate": ("sedc.models.runtime", "accelerate"),
     "segment": ("sedc.imaging.segmentation", "segment"),
     "plot": ("sedc.visualize", "plot"),
     "explain_many": ("sedc.scale.many", "explain_many"),

@@ -136,8 +136,8 @@ def case_comparison(ctx: Context) -> dict:
     failing = [m for m in mismatches if exact.get(m["implementation"], True)]
     return {
         "baseline": baseline,
-        "implementations": {impl.name: {"description": impl.description, "exact": impl.exact}
-                            for impl in impls},
+        "implementations": {impl.name: {"description": impl.description, "exact": impl.exact,
+                                        "runtime": impl.runtime} for impl in impls},
         "photos": [{"name": p.name, "n_segments": p.n_segments, "shape": list(p.array.shape)} for p in photos],
         "rounds": {"warmup": ctx.warmup_rounds, "timed": ctx.repeats, "order": "interleaved"},
         "time_unit": "seconds per round (all photos once, summed)",

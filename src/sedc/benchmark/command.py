@@ -189,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cuda_only = [n for n in names if IMPLEMENTATIONS[n].cuda_only and device.type != "cuda"]
     if cuda_only:
         parser.error(f"{', '.join(cuda_only)} only run on CUDA (device is {device})")
+    cpu_only = [n for n in names if IMPLEMENTATIONS[n].runtime == "onnxruntime" and device.type != "cpu"]
+    if cpu_only:
+        parser.error(f"{', '.join(cpu_only)} run on ONNX Runtime on the CPU (device is {device})")
     repeats = args.repeats or (1 if args.quick else 3)
 
     from .. import models as sedc_models
@@ -198,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     timed = {"default": TimedModel(module)}
     if any(IMPLEMENTATIONS[n].model_key == "channels_last" for n in names):
         timed["channels_last"] = TimedModel(copy.deepcopy(module).to(memory_format=torch.channels_last))
+    if any(IMPLEMENTATIONS[n].model_key == "onnxruntime" for n in names):
+        size = loaded.input_size
+        timed["onnxruntime"] = TimedModel(sedc_models.accelerate(module, (3, size, size)))
 
     if args.quick:
         photos_src = load_photos(args.images[:1] if args.images else None, loaded.input_size, (QUICK_PHOTO,))

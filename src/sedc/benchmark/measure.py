@@ -177,19 +177,22 @@ class Implementation:
     exact: bool = True
     cuda_only: bool = False
     supports_max_evals: bool = False
+    runtime: str = "torch"
 
 
 # --------------------------------------------------------------------------------------------
 # The implementations
 # --------------------------------------------------------------------------------------------
 
-def _run_original(photo: Photo, mode: str, ctx: "Context", max_evals: int | None = None) -> Answer:
-    from ..core.reference import TorchPredictor, sedc
+def _original_runner(model_key: str = "default") -> Callable[..., Answer]:
+    def run(photo: Photo, mode: str, ctx: "Context", max_evals: int | None = None) -> Answer:
+        from ..core.reference import TorchPredictor, sedc
 
-    predictor = TorchPredictor(ctx.models["default"], ctx.device)
-    r = sedc(photo.array, predictor, photo.segments, mode, max_evals=max_evals)
-    return Answer(bool(r.found), [int(s) for s in r.segments_in_explanation], int(r.new_class),
-                  int(r.predicted_class_index), int(r.n_evaluations), r.stop_reason)
+        predictor = TorchPredictor(ctx.models[model_key], ctx.device)
+        r = sedc(photo.array, predictor, photo.segments, mode, max_evals=max_evals)
+        return Answer(bool(r.found), [int(s) for s in r.segments_in_explanation], int(r.new_class),
+                      int(r.predicted_class_index), int(r.n_evaluations), r.stop_reason)
+    return run
 
 
 def _tuple_answer(result: tuple) -> Answer:
@@ -229,7 +232,7 @@ def _explain_runner(model_key: str = "default", **options: Any) -> Callable[...,
 IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl for impl in (
         Implementation("original", "sedc.reference.sedc: numpy, one model call per candidate",
-                       _run_original, supports_max_evals=True),
+                       _original_runner(), supports_max_evals=True),
         Implementation("pytorch", "sedc.sedc_pytorch: torch, one candidate per call", _run_pytorch),
         Implementation("batch", "sedc.sedc_pytorch_batch(batch_size=8)", _run_batch),
         Implementation("explain", "sedc.explain with its defaults (batch_size='auto', "
@@ -240,12 +243,28 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
         Implementation("explain-cl", "sedc.explain(channels_last=True) with the model's weights in "
                        "channels-last memory format", _explain_runner("channels_last", channels_last=True),
                        model_key="channels_last", cuda_only=True, supports_max_evals=True),
+        Implementation("original-onnx", "sedc.reference.sedc with the model on ONNX Runtime "
+                       "(sedc.accelerate): the runtime's gain alone", _original_runner("onnxruntime"),
+                       model_key="onnxruntime", supports_max_evals=True, runtime="onnxruntime"),
+        Implementation("explain-onnx", "sedc.explain with the model on ONNX Runtime (sedc.accelerate)",
+                       _explain_runner("onnxruntime"), model_key="onnxruntime", supports_max_evals=True,
+                       runtime="onnxruntime"),
     )
 }
 
 
 def default_implementations(device: torch.device) -> list[str]:
-    return [name for name, impl in IMPLEMENTATIONS.items() if device.type == "cuda" or not impl.cuda_only]
+    """The implementations that run on ``device`` here (ONNX Runtime: CPU, when installed)."""
+    return [name for name, impl in IMPLEMENTATIONS.items()
+            if (device.type == "cuda" or not impl.cuda_only)
+            and (impl.runtime != "onnxruntime" or (device.type == "cpu" and onnxruntime_installed()))]
+
+
+def onnxruntime_installed() -> bool:
+    """Whether the ``sedc[onnx]`` packages can be imported."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(n) is not None for n in ("onnxruntime", "onnx", "onnxscript"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import statistics
@@ -17,6 +18,7 @@ from .common import EXIT_FAILED, EXIT_OK, UsageError
 from .dataset import (TARGET_TRUE, Item, accuracy_line, check_dataset_options, ground_truth,
                       is_target_true, modes_of, plan, task_settings, truth_fields)
 from .results import RESULTS_FILE, ResultStore
+from .runtime import runtime_module
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 SEGMENTS_METHODS = ("slic", "grid")  # the methods that take --segments (n_segments)
@@ -54,8 +56,10 @@ def run_explain(args: argparse.Namespace) -> int:
     loaded = load_model(args)
     target = resolve_target(args.target, loaded.labels)
     truth = ground_truth(args.ground_truth, images, loaded.labels)  # before any search
+    module, runtime = runtime_module(args, loaded.module, loaded.input_size)
+    loaded = dataclasses.replace(loaded, module=module)
     settings = {"model": loaded.name, "segmentation": segmentation_name(args.segmentation, args.segments),
-                "target": target}
+                "target": target, "runtime": runtime}
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
     modes = modes_of(args)
@@ -191,7 +195,8 @@ def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, sess
     from ..scale import iter_explain
 
     remote = args.ray is not None or args.devices is not None
-    classifier = model_factory(args) if remote else loaded.module
+    on_torch = getattr(loaded.module, "runtime", "torch") == "torch"  # an OnnxClassifier pickles itself
+    classifier = model_factory(args) if remote and on_torch else loaded.module
     segmenter = make_segmenter(args.segmentation, args.segments)
     if args.ray is not None:
         from .ray_session import stream_ray
@@ -261,7 +266,7 @@ def record(run: Run, item: Item, result: Any, stem: str | None, write: Callable[
     if stem is not None:
         figure = f"{stem}.png"
         try:
-            result.plot(run.labels, path=run.store.folder / figure)
+            result.plot(run.labels, path=run.store.folder / figure, title=figure_title(run.settings))
         except Exception as err:  # a row without its figure would not be retried: fail the image
             report_error(run, image, f"cannot write figure {figure}: {describe_error(err)}", item.mode)
             return
@@ -316,7 +321,13 @@ def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
         "target_label": None if target is None else class_name(target, labels),
         "target_setting": settings["target"], "figure": figure,
         "model": settings["model"], "segmentation": settings["segmentation"],
+        "runtime": settings.get("runtime", "torch"),
     }
+
+
+def figure_title(settings: dict[str, Any]) -> str:
+    """The figure's caption: the model and the runtime that ran it."""
+    return f"{settings['model']} on {settings.get('runtime', 'torch')}"
 
 
 def status_line(row: dict[str, Any], show_mode: bool = False) -> str:

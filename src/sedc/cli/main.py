@@ -20,6 +20,7 @@ from .dataset import add_dataset_options, mode_list
 from .explain import SEGMENTATIONS, NORMALIZE_CHOICES, run_explain
 from .report import add_report_parser, run_report
 from .results import RESULTS_FILE
+from .runtime import add_runtime_option
 
 DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 DEMO_SIZE = 224
@@ -87,14 +88,19 @@ torch.nn.Module). A user model takes RGB batches (B, 3, S, S) normalised with --
 returns class scores (B, K); a softmax is added. WARNING: a TorchScript file and a
 module:factory spec run code on your machine: only load models you trust.
 
+runtime (--runtime): auto (default) runs the model on ONNX Runtime when it runs on the CPU and
+'sedc[onnx]' is installed, else on torch. The model is exported once to ONNX and cached in
+$SEDC_CACHE or ~/.cache/sedc. Its scores differ from torch's by about 1e-7, so answers equal
+torch's unless two candidates tie that closely; each result row records the runtime.
+
 outputs (in --out DIR, default sedc-out/), written as soon as each image is done:
   DIR/results.jsonl    one JSON object per image and mode: image (its path as given or
                        found), found, original_class/_label/_score, new_class/_label/_score,
                        segments (removed region ids), n_segments_total, n_evaluations,
                        elapsed_s, mode, stop_reason, target, target_label,
                        target_setting (--target as given: id, "true" or null), figure,
-                       model, segmentation, and true_class, true_label, correct (null
-                       without --ground-truth)
+                       model, segmentation, runtime (torch or onnxruntime), and
+                       true_class, true_label, correct (null without --ground-truth)
   DIR/<name>.png       figure: original | removed regions | counterfactual (not with
                        --no-figures)
   DIR/errors.jsonl     the images that failed in the latest run, with the mode and the reason
@@ -208,6 +214,7 @@ def _add_explain_parser(commands: Any) -> None:
                        help="user models: text file with one class name per line, in output order "
                             "(default: classes are named by their ids)")
     _add_device_option(model)
+    add_runtime_option(model)
     search = p.add_argument_group("search")
     _add_search_options(search)
     search.add_argument("--segmentation", choices=SEGMENTATIONS, default="quickshift",
@@ -256,6 +263,7 @@ def _add_demo_parser(commands: Any) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_search_options(p)
     _add_device_option(p)
+    add_runtime_option(p)
     _add_out_option(p, "sedc-demo")
 
 
@@ -342,7 +350,8 @@ def run_demo(args: argparse.Namespace) -> int:
     """``sedc demo``: save the sample photos to DIR/inputs/ and run ``explain`` on them."""
     inputs = write_demo_photos(args.out / "inputs")
     argv = ["explain", str(inputs), "--out", str(args.out), "--mode", args.mode,
-            "--max-time", str(args.max_time or 0), "--device", args.device, "--overwrite"]
+            "--max-time", str(args.max_time or 0), "--device", args.device, "--runtime", args.runtime,
+            "--overwrite"]
     code = run_explain(build_parser().parse_args(argv))
     print(f"Demo figures: {args.out}{os.sep}*.png (inputs in {inputs})")
     return code

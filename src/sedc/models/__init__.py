@@ -12,13 +12,15 @@ plain images and read probabilities.
 
 The package's parts: :mod:`~sedc.models.outputs` (the one rule for what a classifier returns),
 :mod:`~sedc.models.base` (:class:`LoadedModel`, :class:`Normalized`),
-:mod:`~sedc.models.builtin`, :mod:`~sedc.models.user` and :mod:`~sedc.models.labels`.
+:mod:`~sedc.models.builtin`, :mod:`~sedc.models.user`, :mod:`~sedc.models.labels`, and
+:mod:`~sedc.models.runtime` with :mod:`~sedc.models.export` (``accelerate``: ONNX Runtime on the CPU).
 """
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelFileNotFoundError, Normalized
 from .builtin import DEFAULT_MODEL, available, describe, load
 from .labels import imagenet_labels, imagenet_synonyms, read_labels, resolve_class
 from .outputs import to_scores
+from .runtime import RUNTIMES, ExportError, OnnxClassifier, accelerate
 from .user import NORMALIZATIONS, load_user_model
 
 __all__ = [
@@ -26,9 +28,13 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "NORMALIZATIONS",
+    "RUNTIMES",
+    "ExportError",
     "LoadedModel",
     "ModelFileNotFoundError",
     "Normalized",
+    "OnnxClassifier",
+    "accelerate",
     "available",
     "describe",
     "imagenet_labels",
