@@ -163,6 +163,19 @@ def test_each_fill_has_the_right_shape_dtype_device_and_range(photo, seg32, mode
     assert not torch.equal(fill, image)
 
 
+@pytest.mark.parametrize("mode, tolerance", [("mean", 1e-6), ("blur", 1e-5), ("random", 0), ("inpaint", 0),
+                                             ("inpaint_telea", 0)])
+def test_fills_equal_the_references_own(mode, tolerance):
+    # The reference computes its fills itself (the original's code): two implementations agree.
+    from sedc.core import reference
+
+    image = load_photo("chelsea", 48)
+    segments = grid_segments(6, 6, cell=8) * 3 + 5  # sparse labels
+    ours = make_fill(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(segments), mode, seed=7)
+    theirs = reference.perturbed_image(image, segments, mode, seed=7).astype(np.float32)
+    np.testing.assert_allclose(ours[0].permute(1, 2, 0).numpy(), theirs, rtol=0, atol=tolerance)
+
+
 def test_mean_fill_is_the_per_channel_mean(photo, seg32):
     image = torch.from_numpy(photo).permute(2, 0, 1)[None]
     fill = make_fill(image, torch.from_numpy(seg32), "mean")
