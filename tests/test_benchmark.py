@@ -283,12 +283,16 @@ def test_bad_options_are_usage_errors(capsys):
         command.main(["--device", "cpu", "--modes", "smudge"])
 
 
-def test_machine_info():
+def test_machine_info(monkeypatch):
+    # Values no real machine reports, so that each must come from where it is read.
+    monkeypatch.setattr(report.os, "cpu_count", lambda: 4099)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 37)
     info = report.machine_info(torch.device("cpu"))
-    assert info["cpu_count"] == __import__("os").cpu_count()
-    assert info["torch_threads"] == torch.get_num_threads()
-    assert info["torch"] == torch.__version__ and info["cpu_model"]
-    assert "CPU cores" in report.format_machine(info)
+    assert info["cpu_count"] == 4099 and info["torch_threads"] == 37
+    assert info["torch"] == torch.__version__ and info["numpy"] == np.__version__ and info["cpu_model"]
+    assert info["device"] == "cpu" and info["cudnn"] is None
+    text = report.format_machine(info)
+    assert "4099 CPU cores (os.cpu_count), 37 torch threads" in text and info["cpu_model"] in text
 
 
 # --------------------------------------------------------------------------------------------

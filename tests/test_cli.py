@@ -21,8 +21,10 @@ from PIL import Image
 from skimage import data, transform
 from torch import nn
 
+import sedc
 from sedc import __version__
 from sedc.cli import main, read_rows
+from sedc.imaging.segmentation import segment
 from sedc.io import load_image
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
@@ -73,10 +75,18 @@ def build():
 """
 
 
-def cli_env(**extra: str) -> dict[str, str]:
-    """The subprocess environment: one intra-op thread. On a busy shared CPU, oversubscribed
-    OpenMP threads make PyTorch many times slower (measured: 3 vs 75 evaluations in 5 s)."""
-    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+SRC = Path(__file__).resolve().parents[1] / "src"  # the code under test
+
+
+def cli_env(*paths: str | Path, **extra: str) -> dict[str, str]:
+    """The subprocess environment: the tree's ``src`` (then ``paths``) first on PYTHONPATH, ahead
+    of what was there, so that the subprocess runs the code under test and not an installed sedc;
+    and one intra-op thread: on a busy shared CPU, oversubscribed OpenMP threads make PyTorch many
+    times slower (measured: 3 vs 75 evaluations in 5 s)."""
+    python_path = [str(SRC), *map(str, paths)]
+    if os.environ.get("PYTHONPATH"):
+        python_path.append(os.environ["PYTHONPATH"])
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra, "PYTHONPATH": os.pathsep.join(python_path)}
 
 
 @pytest.fixture()
@@ -104,6 +114,20 @@ def test_version_via_python_m() -> None:
     result = sedc_cli("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"sedc {__version__}"
+
+
+def test_subprocesses_run_the_code_under_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Even with another sedc on the caller's PYTHONPATH, as a stale checkout or install could be.
+    decoy = tmp_path / "decoy" / "sedc"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy sedc ran')\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(decoy.parent))
+    env = cli_env(tmp_path)
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(SRC), str(tmp_path), str(decoy.parent)]  # kept, last
+    result = subprocess.run([sys.executable, "-c", "import sedc; print(sedc.__file__)"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == SRC / "sedc" / "__init__.py"
 
 
 @pytest.mark.parametrize("command", [[], ["explain"], ["demo"], ["models"]])
@@ -254,6 +278,30 @@ def test_resume_retries_failures_and_repairs_partial_line(tmp_path: Path, small_
     assert len(rows(out)) == 3 and not (out / "errors.jsonl").exists()
 
 
+def test_resume_refuses_other_segmentation_or_target(tmp_path: Path, small_images: Path,
+                                                     scripted: tuple[Path, Path],
+                                                     capsys: pytest.CaptureFixture) -> None:
+    model_file, labels_file = scripted
+    out = tmp_path / "out"
+    args = ["explain", str(small_images), "--model", str(model_file), "--labels", str(labels_file),
+            "--input-size", "32", "--segmentation", "grid", "--segments", "9", "--mode", "mean",
+            "--max-evals", "20", "--no-figures", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    first = rows(out)
+    assert len(first) == 2
+    changes = {  # the setting that differs, and its new value, are named
+        ("--segments", "4"): ("segmentation", "grid(n_segments=4)"),
+        ("--segmentation", "slic"): ("segmentation", "slic"),
+        ("--target", "banana"): ("target", "1"),
+    }
+    for change, (key, value) in changes.items():
+        assert main([*args, *change]) == 2, change
+        err = capsys.readouterr().err
+        assert key in err and value in err and "--overwrite" in err, (change, err)
+    assert main(args) == 0  # the same settings resume (nothing left to do)
+    assert rows(out) == first
+
+
 def test_read_rows_keeps_a_complete_unterminated_line(tmp_path: Path) -> None:
     path = tmp_path / "results.jsonl"
     path.write_text('{"image": "a"}\nnot json\n{"image": "b"}', encoding="utf-8")
@@ -268,10 +316,18 @@ def test_module_factory_model_with_target(tmp_path: Path, small_images: Path) ->
     image = small_images / "coffee.png"
     namespace: dict = {}
     exec(FACTORY_MODULE, namespace)
-    pixels = torch.from_numpy(load_image(image, 24)).permute(2, 0, 1)[None]
-    predicted = int(namespace["build"]()((pixels - 0.5) / 0.5).argmax())
-    target = (predicted + 1) % 5
-    env = cli_env(PYTHONPATH=os.pathsep.join([str(package), os.environ.get("PYTHONPATH", "")]))
+    array = load_image(image, 24)
+    pixels = torch.from_numpy(array).permute(2, 0, 1)[None]
+    model = namespace["build"]()
+    predicted = int(model((pixels - 0.5) / 0.5).argmax())
+    # The answer in this process, for the first target that can be reached: the command must
+    # reach it too, with the same segments.
+    cells = segment(array, "grid", n_segments=9)
+    answers = {t: sedc.explain(array, lambda x: model((x - 0.5) / 0.5), cells, mode="mean", target=t)
+               for t in range(5) if t != predicted}
+    target = next(t for t, e in answers.items() if e.found)
+    expected = answers[target]
+    env = cli_env(package)
     out = tmp_path / "out"
     result = sedc_cli("explain", image, "--model", "tinynets:build", "--normalize", "half",
                       "--input-size", "24", "--segmentation", "grid", "--segments", "9",
@@ -282,7 +338,8 @@ def test_module_factory_model_with_target(tmp_path: Path, small_images: Path) ->
     assert row["model"] == "tinynets:build" and row["segmentation"] == "grid(n_segments=9)"
     assert row["target"] == target and row["target_label"] == str(target)
     assert row["original_class"] == predicted and row["original_label"] == str(predicted)
-    assert row["found"] == (row["new_class"] == target)
+    assert row["found"] is True and row["new_class"] == target and row["stop_reason"] == "found"
+    assert row["segments"] == expected.segments and row["n_evaluations"] == expected.n_evaluations
     assert (out / row["figure"]).is_file()
 
 
@@ -366,7 +423,7 @@ def test_ctrl_c_leaves_valid_results_that_a_rerun_resumes(tmp_path: Path) -> Non
     args = [sys.executable, "-m", "sedc", "explain", str(folder), "--model", "slowmod:build_slow",
             "--input-size", "32", "--segmentation", "grid", "--segments", "9", "--mode", "mean",
             "--no-figures", "--runtime", "torch", "--out", str(out)]  # torch keeps the sleep in forward
-    env = cli_env(PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    env = cli_env(tmp_path)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -26,6 +26,17 @@ class TinyNet(torch.nn.Module):
         return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
+class Quadrants(torch.nn.Module):
+    """Class k is ten times the mean brightness of quadrant k (row-major, 2 x 2): easy to flip.
+
+    On the 32 x 32 coffee photo the brightest quadrant is 1 (top right, scores 4.10, 5.38, 3.01,
+    2.98): darkening enough of it changes the class, so these searches really find something.
+    """
+
+    def forward(self, x):
+        return 10 * torch.nn.functional.adaptive_avg_pool2d(x.mean(1, keepdim=True), 2).flatten(1)
+
+
 @pytest.fixture(scope="module")
 def photo():
     return load_photo("coffee", 32)
@@ -117,10 +128,16 @@ def test_device_mismatch_is_explained(photo, seg32):
 
 
 def test_validation_is_not_done_with_assert():
+    import ast
     import pathlib
 
-    for path in pathlib.Path(sedc.__file__).parent.glob("*.py"):
-        assert "\n    assert " not in path.read_text(), path
+    root = pathlib.Path(sedc.__file__).parent
+    files = sorted(root.rglob("*.py"))
+    assert root / "core" / "engine.py" in files and root / "scale" / "workers.py" in files
+    for path in files:
+        found = [node.lineno for node in ast.walk(ast.parse(path.read_text(), str(path)))
+                 if isinstance(node, ast.Assert)]
+        assert not found, f"{path}: assert on line(s) {found} (python -O removes it)"
 
 
 # ---------------------------------------------------------------------------- fills
@@ -146,6 +163,19 @@ def test_each_fill_has_the_right_shape_dtype_device_and_range(photo, seg32, mode
     assert not torch.equal(fill, image)
 
 
+@pytest.mark.parametrize("mode, tolerance", [("mean", 1e-6), ("blur", 1e-5), ("random", 0), ("inpaint", 0),
+                                             ("inpaint_telea", 0)])
+def test_fills_equal_the_references_own(mode, tolerance):
+    # The reference computes its fills itself (the original's code): two implementations agree.
+    from sedc.core import reference
+
+    image = load_photo("chelsea", 48)
+    segments = grid_segments(6, 6, cell=8) * 3 + 5  # sparse labels
+    ours = make_fill(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(segments), mode, seed=7)
+    theirs = reference.perturbed_image(image, segments, mode, seed=7).astype(np.float32)
+    np.testing.assert_allclose(ours[0].permute(1, 2, 0).numpy(), theirs, rtol=0, atol=tolerance)
+
+
 def test_mean_fill_is_the_per_channel_mean(photo, seg32):
     image = torch.from_numpy(photo).permute(2, 0, 1)[None]
     fill = make_fill(image, torch.from_numpy(seg32), "mean")
@@ -165,16 +195,21 @@ def test_random_fill_is_reproducible_with_seed(photo, seg32):
 def test_custom_fill_callable_and_ready_fill(photo, seg32, seg4):
     seen = {}
 
-    def grey(image, segments):
+    def dark(image, segments):
         seen["args"] = (image.shape, segments.shape)
-        return torch.full_like(image, 0.5)
+        return torch.full_like(image, 0.2)
 
-    a = sedc.explain(photo, TinyNet(), seg4, mode=grey)
+    # Quadrant 1 (5.38) filled with 0.2 scores 2.0, below quadrant 0 (4.10): one segment flips.
+    a = sedc.explain(photo, Quadrants(), seg4, mode=dark)
     assert seen["args"] == ((1, 3, 32, 32), (32, 32)) and a.mode == "custom"
-    b = sedc.explain(photo, TinyNet(), seg4, mode=np.full((32, 32, 3), 0.5, np.float32))
+    assert a.found and a.segments == [1] and a.new_class == 0 and a.n_evaluations == 5
+    b = sedc.explain(photo, Quadrants(), seg4, mode=np.full((32, 32, 3), 0.2, np.float32))
     assert a.segments == b.segments and a.n_evaluations == b.n_evaluations
-    if a.found:
-        assert torch.allclose(a.perturbed_image[0, :, a.mask], torch.tensor(0.5))
+    for e in (a, b):
+        assert torch.equal(e.perturbed_image[0, :, :16, 16:], torch.full((3, 16, 16), 0.2))
+        outside = torch.ones(32, 32, dtype=torch.bool)
+        outside[:16, 16:] = False
+        assert torch.equal(e.perturbed_image[0][:, outside], e.image[0][:, outside])
     with pytest.raises(ValueError, match=r"fill returned by bad\(\) has shape \(1, 3, 8, 8\)"):
         def bad(image, segments):
             return torch.zeros(1, 3, 8, 8)
@@ -183,42 +218,65 @@ def test_custom_fill_callable_and_ready_fill(photo, seg32, seg4):
 
 # ---------------------------------------------------------------------------- outputs
 def test_explanation_fields_and_seed_tuple(photo, seg32):
-    e = sedc.explain(photo, TinyNet(), seg32, mode="mean", max_evals=300)
-    assert e.stop_reason in ("found", "exhausted", "max_evals")
+    model = Quadrants()
+    e = sedc.explain(photo, model, seg32, mode="mean")
+    assert e.found and e.stop_reason == "found" and e.segments == [0, 2, 3]
+    assert e.original_class == 1 and e.new_class == 0
     assert e.image.shape == (1, 3, 32, 32) and e.perturbed_image.shape == (1, 3, 32, 32)
-    assert e.mask.shape == (32, 32) and e.mask.dtype == bool
-    assert e.explanation_image.shape == (32, 32, 3)
-    assert np.array_equal(e.mask, np.isin(seg32, e.segments))
-    inside = e.explanation_image[e.mask]
-    assert np.allclose(inside, photo[e.mask]) and not e.explanation_image[~e.mask].any()
+    # cells 0, 2 and 3 of the 4 x 4 grid of 8-pixel cells: the first, third and fourth of the top row
+    hand = np.zeros((32, 32), bool)
+    hand[:8, :8] = hand[:8, 16:] = True
+    assert e.mask.dtype == bool
+    np.testing.assert_array_equal(e.mask, hand)
+    np.testing.assert_array_equal(e.explanation_image, np.where(hand[:, :, None], photo, 0))
+    mean = torch.from_numpy(photo.reshape(-1, 3).mean(0))
+    torch.testing.assert_close(e.perturbed_image[0][:, torch.from_numpy(hand)],
+                               mean[:, None].expand(3, int(hand.sum())))
+    assert torch.equal(e.perturbed_image[0][:, torch.from_numpy(~hand)], e.image[0][:, torch.from_numpy(~hand)])
+    with torch.inference_mode():
+        scores = model(e.perturbed_image)
+    assert int(scores.argmax()) == e.new_class and float(scores[0, 0]) == pytest.approx(e.new_score)
+    assert float(scores[0, 1]) == pytest.approx(e.original_class_score)
     d = e.to_dict()
     import json
 
-    assert json.loads(json.dumps(d)) == d and d["n_segments_total"] == 16
+    assert json.loads(json.dumps(d)) == d and d["n_segments_total"] == 16 and d["segments"] == [0, 2, 3]
     explanation, segments, perturbation, new_class, predicted = e.as_tuple()
-    assert segments == e.segments and new_class == e.new_class and predicted == e.original_class
-    assert isinstance(perturbation, torch.Tensor) and perturbation.shape == (1, 3, 32, 32)
+    assert segments == [0, 2, 3] and new_class == 0 and predicted == 1
+    np.testing.assert_array_equal(explanation, e.explanation_image)
+    assert torch.equal(perturbation, e.perturbed_image)
 
 
 def test_seed_api_matches_explain(photo, seg4):
-    model = TinyNet()
+    # Quadrant 1 filled with the image mean (3.87) falls below quadrant 0 (4.10): [1] flips to 0.
+    # Noise (mean about 0.5) keeps quadrant 1 on top until quadrant 0 is filled too: [0, 1].
+    # The random fill gives another perturbed image: a seed function that ignored mode would differ.
+    model = Quadrants()
     image = torch.from_numpy(photo).permute(2, 0, 1)[None]
-    e = sedc.explain(image, model, seg4, mode="mean")
-    single = sedc.sedc_pytorch(image, model, seg4, "mean", torch.device("cpu"))
-    batch = sedc.sedc_pytorch_batch(image, model, seg4, "mean", torch.device("cpu"), batch_size=8)
-    for result in (single, batch):
-        assert result[1] == e.segments and result[3] == e.new_class and result[4] == e.original_class
+    for mode, answer in (("mean", [1]), ("random", [0, 1])):
+        e = sedc.explain(image, model, seg4, mode=mode)
+        assert e.found and e.segments == answer and e.new_class == 0 and e.original_class == 1
+        single = sedc.sedc_pytorch(image, model, seg4, mode, torch.device("cpu"))
+        batch = sedc.sedc_pytorch_batch(image, model, seg4, mode, torch.device("cpu"), batch_size=8)
+        for result in (single, batch):
+            assert result[1] == e.segments and result[3] == e.new_class and result[4] == e.original_class
+            np.testing.assert_array_equal(result[0], e.explanation_image)
+            assert torch.equal(result[2], e.perturbed_image)
 
 
 def test_seed_helper_functions(photo, seg32):
     image = torch.from_numpy(photo).permute(2, 0, 1)[None]
     fill = sedc.create_perturbation_mask(image, seg32, "mean", torch.device("cpu"))
     perturbed = sedc.create_perturbed_image(image, fill, seg32, [0, 5])
-    inside = torch.from_numpy(np.isin(seg32, [0, 5]))
+    # cells 0 and 5 of the 4 x 4 grid of 8-pixel cells, by hand
+    hand = np.zeros((32, 32), bool)
+    hand[:8, :8] = hand[8:16, 8:16] = True
+    inside = torch.from_numpy(hand)
     assert torch.equal(perturbed[0][:, inside], fill[0][:, inside])
     assert torch.equal(perturbed[0][:, ~inside], image[0][:, ~inside])
     mask = sedc.create_explanation_mask(image, seg32, [0, 5])
-    assert mask.shape == (32, 32, 3) and not mask[~inside.numpy()].any()
+    assert mask.shape == (32, 32, 3)
+    np.testing.assert_array_equal(mask, np.where(hand[:, :, None], photo, 0))
 
 
 def test_numpy_uint8_pil_and_tensor_inputs_agree(photo, seg4):
@@ -230,6 +288,8 @@ def test_numpy_uint8_pil_and_tensor_inputs_agree(photo, seg4):
         as_uint8, Image.fromarray(as_uint8), torch.from_numpy(as_uint8).permute(2, 0, 1),
         torch.from_numpy(as_uint8.astype(np.float32) / 255).permute(2, 0, 1))]
     assert len({(tuple(r.segments), r.new_class, r.n_evaluations) for r in results}) == 1
+    for r in results[1:]:  # the same pixels, channels in the same order
+        assert torch.equal(r.image, results[0].image)
 
 
 def test_logits_are_used_as_returned():

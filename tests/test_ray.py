@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tinymodels import BrokenFactory, ExitOnSentinel, TinyNet, fail_loading, grid, load_array, tiny_image
 
 import sedc
@@ -106,11 +107,21 @@ def test_options_are_checked_before_starting_anything():
         next(iter_explain_ray([tiny_image(0)], TinyNet(), batch_size=0))
 
 
-def test_builtin_model_factory_pickles():
+@pytest.mark.slow
+def test_builtin_model_factory_pickles(real_model):
+    # What an actor does with it: unpickle, build, score. The result is the built-in model.
     from sedc.scale.ray import BuiltinModel
 
     factory = pickle.loads(pickle.dumps(BuiltinModel("efficientnet-lite0")))
     assert factory == BuiltinModel("efficientnet-lite0")
+    module = factory()
+    assert isinstance(module, torch.nn.Module)
+    image = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        scores = module.eval()(image)
+        expected = real_model.module(image)
+    assert scores.shape == (2, 1000)
+    torch.testing.assert_close(scores, expected)
 
 
 def test_missing_ray_names_the_extra(monkeypatch):

@@ -159,3 +159,134 @@ def test_search_state_machine_accepts_partial_feeds():
     assert not search.done and search.available() == 1
     with pytest.raises(RuntimeError, match="not taken"):
         search.feed(first, Scores(*(np.zeros(2),) * 4))
+
+
+# ---------------------------------------------------------------------------- limits mid-step
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 64])
+def test_a_limit_mid_step_keeps_the_counterfactual_already_scored(batch_size):
+    # The model of test_best_counterfactual_of_the_last_step_by_hand: step 2 scores {0,1} (flips,
+    # drop .5), {0,2} (no), {0,3} (flips, drop .3). max_evals=6 = image + 4 singles + {0,1}.
+    weights = [[-0.3, 0.05], [-0.2, 0.1], [-0.1, 0.0], [0.0, 0.2]]
+    e, model = run(weights, [1.0, 0.5], max_evals=6, batch_size=batch_size)
+    assert e.found and e.segments == [0, 1] and e.new_class == 1 and e.stop_reason == "max_evals"
+    assert e.n_evaluations == 6 and model.removed_sets()[-1] == frozenset({0, 1})
+    assert e.original_class_score == pytest.approx(0.5) and e.mask.sum() == 2 * 16
+    e, _ = run(weights, [1.0, 0.5], max_evals=5, batch_size=batch_size)
+    assert not e.found and e.segments == [] and e.stop_reason == "max_evals"
+
+
+# ---------------------------------------------------------------------------- the worked example
+class TableModel(torch.nn.Module):
+    """Scores looked up by the set of removed cells (image all ones, fill all zeros).
+
+    A set missing from ``table`` raises: the search must never evaluate it.
+    """
+
+    def __init__(self, segments: np.ndarray, table: dict) -> None:
+        super().__init__()
+        self.inner = RegionModel(segments, np.zeros((len(np.unique(segments)), 1), np.float32),
+                                 np.zeros(1, np.float32))
+        self.table = {frozenset(k): v for k, v in table.items()}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.inner.calls.clear()
+        self.inner(x)
+        return torch.tensor([self.table[s] for s in self.inner.removed_sets()], dtype=torch.float32)
+
+
+WORKED = {  # docs/algorithm.md, "Worked example": (cat, dog, fox) per removed set
+    (): (0.90, 0.06, 0.04),
+    (0,): (0.70, 0.20, 0.10), (1,): (0.60, 0.30, 0.10), (2,): (0.80, 0.10, 0.10), (3,): (0.60, 0.25, 0.15),
+    (0, 1): (0.75, 0.15, 0.10), (1, 2): (0.65, 0.25, 0.10), (1, 3): (0.62, 0.30, 0.08),
+    (0, 3): (0.30, 0.50, 0.20), (2, 3): (0.20, 0.35, 0.45),
+}
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 4, 64])
+def test_the_worked_example_of_the_docs(batch_size):
+    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size)
+    assert e.found and e.segments == [2, 3] and e.new_class == 2 and e.stop_reason == "found"
+    assert e.new_score == pytest.approx(0.45) and e.original_class_score == pytest.approx(0.20)
+    assert e.n_evaluations == 10
+    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=9)
+    assert e.found and e.segments == [0, 3] and e.new_class == 1 and e.stop_reason == "max_evals"
+    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=8)
+    assert not e.found and e.stop_reason == "max_evals"
+    pruned = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, prune=True)
+    assert pruned.segments == [2, 3] and pruned.n_evaluations == 10
+
+
+def test_the_reference_on_the_worked_example():
+    ref = reference.sedc(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(TableModel(SEG, WORKED)), SEG,
+                         np.zeros((8, 8, 1), np.float32))
+    assert ref.found and ref.segments_in_explanation == [3, 2] and ref.new_class == 2
+    assert ref.n_evaluations == 11  # {1,3} is scored again as a child of {3}
+
+
+# ---------------------------------------------------------------------------- the reference's ties
+def test_reference_expands_the_tied_entry_that_joined_first():
+    # The model of test_priority_ties_expand_the_entry_that_joined_first, worked by hand:
+    # singles {0} .7, {1} .7, {2} 1 (class 1 .9), {3} 1: none flips; {0} and {1} tie at .3.
+    # {0} joined first: its children {0,1} .4/.3, {0,2} .7/.9 flips -> [0, 2]. Had {1} (joined
+    # last) been expanded: {0,1} .4, {1,2} .7/.9 flips -> [1, 2].
+    weights = [[-0.3, 0.0], [-0.3, 0.0], [0.0, 0.6], [0.0, 0.0]]
+    model = RegionModel(SEG, np.asarray(weights, np.float32), np.array([1.0, 0.3], np.float32))
+    ref = reference.sedc(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(model), SEG,
+                         np.zeros((8, 8, 1), np.float32))
+    assert ref.found and ref.segments_in_explanation == [0, 2] and ref.new_class == 1
+    assert ref.n_evaluations == 1 + 4 + 3
+
+
+def test_reference_returns_the_first_of_tied_counterfactuals():
+    # {0} (.7) is expanded; {0,1} and {0,2} both flip to class 1 with cat at .7: the first wins.
+    weights = [[-0.3, 0.0], [0.0, 0.5], [0.0, 0.5], [0.0, 0.0]]
+    model = RegionModel(SEG, np.asarray(weights, np.float32), np.array([1.0, 0.3], np.float32))
+    ref = reference.sedc(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(model), SEG,
+                         np.zeros((8, 8, 1), np.float32))
+    assert ref.found and ref.segments_in_explanation == [0, 1]
+
+
+def test_targeted_reference_ties_by_hand():
+    # Target class 1, priority score_1 - score_0. Singles {0} [.7,.5], {1} [1,.8], {2} [1,.8] tie
+    # at -.2 ({3} [1,.3] is -.7); {0} joined first: {0,1} and {0,2} both reach class 1 at 1.0
+    # (the first wins: [0, 1]); {0,3} does not. Expanding {2} instead would give {1,2} at 1.3.
+    weights = [[-0.3, 0.2], [0.0, 0.5], [0.0, 0.5], [0.0, 0.0]]
+    model = RegionModel(SEG, np.asarray(weights, np.float32), np.array([1.0, 0.3], np.float32))
+    ref = reference.sedc_t(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(model), SEG, 1,
+                           np.zeros((8, 8, 1), np.float32))
+    assert ref.found and ref.segments_in_explanation == [0, 1] and ref.new_class == 1
+    assert ref.n_evaluations == 1 + 4 + 3
+    e, _ = run(weights, [1.0, 0.3], target=1)
+    assert e.segments == [0, 1] and e.new_score == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------- pruning passes
+def test_prune_runs_passes_until_nothing_can_be_dropped():
+    # 3 x 3 cells, two classes. Removing cell 1, 2, 3 lowers class 0 by .1 each, cell 4 or 5 by
+    # .05; class 1 reaches .95 (above class 0's .9 at most) only when cells 4 and 5 are both
+    # removed. Best-first, worked by hand: {1} (first of the .1 ties), {1,2}, {1,2,3} (.3),
+    # {1,2,3,4} (.35, joined before {1,2,3,5}), whose child {1,2,3,4,5} is the first flip.
+    # Pruning: every set holding 4 and 5 flips, so each pass drops one of 1, 2, 3 (three passes)
+    # and the fourth finds that neither 4 nor 5 can go: [4, 5].
+    seg = grid_segments(3, 3)
+    weights = np.zeros((9, 2), np.float32)
+    weights[[1, 2, 3], 0], weights[[4, 5], 0] = -0.1, -0.05
+    pairs = np.zeros((9, 9, 2), np.float32)
+    pairs[4, 5, 1] = 0.95
+    base = np.array([1.0, 0.0], np.float32)
+    ones = torch.ones(1, 1, 12, 12)
+    e = sedc.explain(ones, RegionModel(seg, weights, base, pairs), seg, mode=zeros_fill)
+    assert e.found and e.segments == [1, 2, 3, 4, 5]
+    model = RegionModel(seg, weights, base, pairs)
+    pruned = sedc.explain(ones, model, seg, mode=zeros_fill, prune=True)
+    assert pruned.found and pruned.segments == [4, 5] and pruned.new_class == 1
+    assert pruned.stop_reason == "found"
+    # Sets scored after the search (the first is the unperturbed image). Pass 1: {2,3,4,5},
+    # {1,3,4,5}, {1,2,4,5} ({1,2,3,5} and {1,2,3,4} were searched); all flip with class 0 at .7,
+    # the first wins. Pass 2: {3,4,5}, {2,4,5}, {2,3,5}, {2,3,4}. Pass 3: {4,5}, {3,5}, {3,4}.
+    # Pass 4 would score {5} and {4}, both searched in step 1: nothing left, done.
+    pruning = model.removed_sets()[e.n_evaluations:]
+    assert [len(s) for s in pruning] == [4] * 3 + [3] * 4 + [2] * 3
+    assert pruning[0] == frozenset({2, 3, 4, 5}) and pruning[3] == frozenset({3, 4, 5})
+    assert pruning[7] == frozenset({4, 5})
+    assert pruned.n_evaluations == e.n_evaluations + 10

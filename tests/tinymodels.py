@@ -70,6 +70,36 @@ class ExitOnSentinel(TinyNet):
         return super().forward(x)
 
 
+class RandomExit(TinyNet):
+    """Kills its process at random points (the worker-death stress test), and always on SENTINEL.
+
+    In each process the first forward call draws, with probability ``timer_rate``, a timer that
+    calls ``os._exit`` after up to ``max_delay`` seconds wherever the process then is: inside a
+    batch, pickling or sending a result, or waiting for the next chunk. Every forward call also
+    exits at once with probability ``rate``. Draws come from a generator seeded by ``kill_seed``
+    and the process id, so a replacement worker draws afresh.
+    """
+
+    def __init__(self, kill_seed: int, rate: float, timer_rate: float, max_delay: float = 0.3) -> None:
+        super().__init__()
+        self.kill_seed, self.rate, self.timer_rate, self.max_delay = kill_seed, rate, timer_rate, max_delay
+        self._rng = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._rng is None:
+            import random
+            import threading
+
+            self._rng = random.Random(f"{self.kill_seed}-{os.getpid()}")
+            if self._rng.random() < self.timer_rate:
+                timer = threading.Timer(self._rng.uniform(0, self.max_delay), os._exit, (4,))
+                timer.daemon = True
+                timer.start()
+        if bool(has_sentinel(x).any()) or self._rng.random() < self.rate:
+            os._exit(3)
+        return super().forward(x)
+
+
 class BrokenFactory:
     """A factory that cannot build its model."""
 

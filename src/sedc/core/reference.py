@@ -22,7 +22,6 @@ import torch
 
 from ..models.outputs import to_scores
 from ..options import MODES
-from .perturbation import BLUR_KSIZE, random_fill_array
 
 
 class ReferenceResult(NamedTuple):
@@ -73,8 +72,10 @@ class TorchPredictor:
 def perturbed_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: int = 0) -> np.ndarray:
     """The fill of the original code for ``mode`` (``random`` seeded as in docs/algorithm.md).
 
-    Beyond the original, ``mode`` may also be a ready (H, W, C) fill array or a callable
-    ``(image, segments) -> fill array``.
+    Computed here, independently of the fast path's fills (:mod:`sedc.core.perturbation`,
+    :mod:`sedc.imaging.inpaint`), so that the tests compare two implementations. ``harmonic`` is
+    not in the original and has no second implementation: it reuses sedc's. Beyond the original,
+    ``mode`` may also be a ready (H, W, C) fill array or a callable ``(image, segments) -> fill``.
     """
     if isinstance(mode, np.ndarray):
         return np.asarray(mode, dtype=np.float32).reshape(image.shape)
@@ -86,13 +87,20 @@ def perturbed_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: in
             fill[:, :, ch] = np.mean(image[:, :, ch])
         return fill
     if mode == "blur":
-        return cv2.GaussianBlur(image, (BLUR_KSIZE, BLUR_KSIZE), 0).reshape(image.shape)
+        return cv2.GaussianBlur(image, (31, 31), 0).reshape(image.shape)
     if mode == "random":
-        return random_fill_array(image.shape[0], image.shape[1], image.shape[2], seed)
+        return np.random.default_rng(seed).random(image.shape, dtype=np.float32)
     if mode in ("inpaint", "inpaint_telea"):
-        from ..imaging.inpaint import opencv_inpaint
-
-        return opencv_inpaint(image, segments, method="telea" if mode == "inpaint_telea" else "ns")
+        # As the original: each segment inpainted alone, from the 8-bit image, radius 3.
+        flag = cv2.INPAINT_NS if mode == "inpaint" else cv2.INPAINT_TELEA
+        fill = np.zeros(image.shape)
+        image_absolute = (image * 255).astype("uint8")
+        for j in np.unique(segments):
+            mask = np.full([image_absolute.shape[0], image_absolute.shape[1]], 0)
+            mask[segments == j] = 255
+            inpainted = cv2.inpaint(image_absolute, mask.astype("uint8"), 3, flag).reshape(image.shape)
+            fill[segments == j] = inpainted[segments == j] / 255.0
+        return fill
     if mode == "harmonic":
         from ..imaging.inpaint import harmonic_inpaint
 

@@ -30,6 +30,8 @@ from .runner import segments_for
 CHUNK = 4          # images per task
 RETRIES = 1        # extra tries of an image whose worker died
 POLL_S = 1.0       # longest wait for a message before checking the workers again
+START_METHOD = "spawn"  # a fresh interpreter per worker (safe with CUDA and threads); tests may
+                        # use "forkserver", which starts workers faster and behaves the same here
 
 
 def parse_devices(devices: Any) -> list[str]:
@@ -287,7 +289,7 @@ def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, 
         raise TypeError(f"worker processes need a picklable classifier and segmenter (module-level "
                         f"classes or functions, functools.partial): {type(err).__name__}: {err}") from err
     todo = [(i, item, segments_for(segments, i)) for i, item in enumerate(images)]
-    pool = _Pool(payload, devices, mp.get_context("spawn"))
+    pool = _Pool(payload, devices, mp.get_context(START_METHOD))
     try:
         yield from _Dispatch(pool, todo, on_error).run()
     finally:
