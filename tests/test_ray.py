@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from tinymodels import BrokenFactory, ExitOnSentinel, TinyNet, fail_loading, grid, load_array, tiny_image
 
 import sedc
@@ -113,3 +114,23 @@ def test_missing_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ImportError, match=r"pip install 'sedc\[ray\]'"):
         next(iter_explain_ray([tiny_image(0)], TinyNet()))
+
+
+@needs_ray
+def test_training_mode_model_warns_once_and_is_untouched(cluster):
+    import copy
+    import warnings
+
+    from tinymodels import TrainModeNet
+
+    model = TrainModeNet()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    images = [tiny_image(seed) for seed in range(2)]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        results = explain_ray(images, model, chunk_size=1)
+    assert sum("training mode" in str(w.message) for w in record) == 1
+    evaluated = copy.deepcopy(model).eval()
+    for image, got in zip(images, results):
+        assert_same(got, sedc.explain(image, evaluated, grid(), mode="mean"))
+    assert model.training and all(torch.equal(state[k], v) for k, v in model.state_dict().items())

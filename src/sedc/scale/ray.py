@@ -49,6 +49,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from ..models.outputs import in_training_mode, warn_training_mode
 from ..options import ExplainOptions
 from ..result import Explanation, ImageError, check_on_error, failed
 from .chunk import build_model, run_chunk, unpack
@@ -183,6 +184,8 @@ def iter_explain_ray(
         raise ValueError(f"num_gpus_per_actor must be >= 0; got {num_gpus_per_actor!r}")
     if not callable(classifier):
         raise TypeError(f"classifier must be an nn.Module or a picklable factory; got {type(classifier).__name__}")
+    if in_training_mode(classifier):  # each actor evaluates its own copy in eval mode
+        warn_training_mode(stacklevel=3)
     ray = _ray()
 
     started = False
