@@ -9,7 +9,7 @@
 # are skipped, so the machine's CUDA torch is never shadowed. sedc itself is installed editable
 # (or, if that fails, imported from ./src). Takes about 2-4 minutes on an H100.
 #
-# Writes to $OUT: env.log, pytest_cuda.log, bench_gpu.log, bench_gpu.json, bench_gpu.png.
+# Writes to $OUT: env.log, pytest_cuda.log, pytest_models.log, bench_gpu.log, bench_gpu.json, bench_gpu.png.
 # Exit status: 0 when every step passed; otherwise the last failing step's status (all steps run).
 set -euo pipefail
 
@@ -73,6 +73,18 @@ if "$PY" -c 'import pytest' 2>/dev/null; then
 else
   echo "pytest is not installed (and no wheel in .whl): CUDA tests SKIPPED" | tee "$OUT/pytest_cuda.log"
   status=3
+fi
+
+# --- your own models: torchvision, timm and Hugging Face specs (skipped where not importable) -----
+log "pytest tests/test_library_models.py tests/test_model_specs.py"
+if "$PY" -c 'import pytest' 2>/dev/null; then
+  rc=0
+  HF_HUB_OFFLINE=1 "$PY" -m pytest tests/test_library_models.py tests/test_model_specs.py -q -rs 2>&1 \
+    | tee "$OUT/pytest_models.log" || rc=$?
+  if ((rc != 0)); then
+    echo "model spec tests FAILED (status $rc)" | tee -a "$OUT/pytest_models.log"
+    status=$rc
+  fi
 fi
 
 # --- benchmark: comparison (interleaved, 3 rounds) + scaling ---------------------------------

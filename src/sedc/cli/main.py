@@ -113,8 +113,9 @@ examples:
 """
 
 MODELS_EPILOG = """\
-Besides these you can pass your own model to 'sedc explain --model': a TorchScript file or a
-'package.module:factory' spec (see 'sedc explain --help').
+Besides these you can pass your own model to 'sedc explain --model': torchvision:NAME[:WEIGHTS],
+timm:NAME, hf:ORG/NAME or hf:DIR (with their own preprocessing and labels), FILE.onnx, FILE.pt2,
+FILE.pt or 'package.module:factory' (see 'sedc explain --help').
 
 example:
   sedc models

@@ -253,6 +253,8 @@ def _load_file(path: Path, device: torch.device) -> tuple[nn.Module, tuple[int, 
         return load_exported(path, device)
     if kind == "onnx":
         return load_onnx(path, device)
+    if kind == "unknown" and path.suffix.lower() == ".pt2":
+        return load_exported(path, device)
     if kind == "checkpoint":
         raise ValueError(f"'{path}' is a torch.save checkpoint (a state_dict or a pickled model), "
                          "not a runnable model: give a 'package.module:factory' spec whose factory "
@@ -311,11 +313,12 @@ def _import(module_name: str, spec: str) -> Any:
 
 def _refuse_library_builder(spec: str, module_name: str, factory: Any) -> None:
     owner = f"{getattr(factory, '__module__', '') or ''}."
-    if not (module_name + ".").startswith(_LIBRARY_MODULES) and not owner.startswith(_LIBRARY_MODULES):
+    found = [m for m in (module_name + ".", owner) if m.startswith(_LIBRARY_MODULES)]
+    if not found:
         return
-    library = (module_name + "." + owner).split(".")[0]
+    library = found[0].split(".")[0]
     name = getattr(factory, "__name__", spec.split(":")[-1])
-    hint = f"hf:ORG/NAME" if library == "transformers" else f"{library}:{name}"
+    hint = "hf:ORG/NAME" if library == "transformers" else f"{library}:{name}"
     raise ValueError(f"{spec} would build {library}'s model with random weights; use --model "
                      f"{hint} for the pretrained model with its own preprocessing and labels")
 
