@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,ray,onnx]"
+	$(BIN)/python -m pip install -q -e ".[test,ray,onnx,hf]"
 	touch $(STAMP)
 
 demo: $(STAMP)

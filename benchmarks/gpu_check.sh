@@ -14,7 +14,8 @@
 # are skipped, so the machine's CUDA torch is never shadowed. sedc itself is installed editable
 # (or, if that fails, imported from ./src). Planned to take under 8 minutes on an H100.
 #
-# Writes to $OUT (5 files): env.log, pytest_gpu.log, bench_gpu.log, bench_gpu.json, bench_gpu.png.
+# Writes to $OUT (6 files): env.log, pytest_gpu.log, pytest_models.log, bench_gpu.log, bench_gpu.json,
+# bench_gpu.png.
 # Exit status: 0 when every step passed; otherwise the last failing step's status (all steps run).
 set -euo pipefail
 
@@ -77,6 +78,18 @@ if "$PY" -c 'import pytest' 2>/dev/null; then
 else
   echo "pytest is not installed (and no wheel in .whl): tests SKIPPED" | tee "$OUT/pytest_gpu.log"
   status=3
+fi
+
+# --- your own models: torchvision, timm and Hugging Face specs (skipped where not importable) -----
+log "pytest tests/test_library_models.py tests/test_model_specs.py"
+if "$PY" -c 'import pytest' 2>/dev/null; then
+  rc=0
+  HF_HUB_OFFLINE=1 timeout 120 "$PY" -m pytest tests/test_library_models.py tests/test_model_specs.py -q -rs 2>&1 \
+    | tee "$OUT/pytest_models.log" || rc=$?
+  if ((rc != 0)); then
+    echo "model spec tests FAILED (status $rc)" | tee -a "$OUT/pytest_models.log"
+    status=$rc
+  fi
 fi
 
 # --- benchmark: comparison (interleaved, 3 rounds), throughput (32 images), inpaint ------------

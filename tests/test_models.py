@@ -215,9 +215,9 @@ def test_bad_specs(tmp_path) -> None:
     with pytest.raises(ValueError,
                        match=r"cannot import module 'no_such_module_xyz'.*package\.module:factory"):
         models.load_user_model("no_such_module_xyz:make")
-    with pytest.raises(ValueError, match="neither an existing TorchScript file nor of the form"):
+    with pytest.raises(ValueError, match="is not a model file, 'package.module:factory', torchvision:NAME"):
         models.load_user_model("just-a-word")
-    with pytest.raises(ValueError, match="is a directory"):
+    with pytest.raises(ValueError, match="is a folder"):
         models.load_user_model(str(tmp_path))
     with pytest.raises(TypeError, match="model spec must be"):
         models.load_user_model(42)  # type: ignore[arg-type]
@@ -226,7 +226,7 @@ def test_bad_specs(tmp_path) -> None:
 def test_state_dict_file_is_not_torchscript(tmp_path) -> None:
     path = tmp_path / "weights.pth"
     torch.save(Tiny().state_dict(), path)
-    with pytest.raises(ValueError, match="as TorchScript.*package.module:factory"):
+    with pytest.raises(ValueError, match="torch.save checkpoint.*package.module:factory"):
         models.load_user_model(str(path))
 
 

@@ -139,3 +139,22 @@ def test_actors_that_can_never_start_are_a_cluster_error_not_a_hang(cluster, mon
     monkeypatch.setattr(pool, "NO_ACTOR_LIMIT", 2.0)
     with pytest.raises(pool.RayClusterError, match="no Ray actor could start in 2 s"):
         explain_ray([tiny_image(0)], TinyNet(), num_gpus_per_actor=1)  # a CPU-only cluster
+
+
+def test_training_mode_model_warns_once_and_is_untouched(cluster):
+    import copy
+    import warnings
+
+    from tinymodels import TrainModeNet
+
+    model = TrainModeNet()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    images = [tiny_image(seed) for seed in range(2)]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        results = explain_ray(images, model, chunk_size=1)
+    assert sum("training mode" in str(w.message) for w in record) == 1
+    evaluated = copy.deepcopy(model).eval()
+    for image, got in zip(images, results):
+        assert_same(got, sedc.explain(image, evaluated, grid(), mode="mean"))
+    assert model.training and all(torch.equal(state[k], v) for k, v in model.state_dict().items())

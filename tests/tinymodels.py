@@ -130,3 +130,34 @@ def load_array(image: np.ndarray) -> np.ndarray:
 def fail_loading(name: str) -> np.ndarray:
     """A loader that always fails (use with functools.partial)."""
     raise OSError(f"cannot read {name}")
+
+
+class TrainModeNet(torch.nn.Module):
+    """Conv, BatchNorm, ReLU, Dropout(0.5), pooling, linear: built in training mode, as torch does.
+
+    Its BatchNorm holds running statistics far from any batch's own, so training mode (batch
+    statistics, dropout) and eval mode give different scores. Float64, so scores do not depend
+    on how rows are batched.
+    """
+
+    def __init__(self, seed: int = 3, classes: int = 5) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.conv = torch.nn.Conv2d(3, 6, 3, padding=1).double()
+        self.norm = torch.nn.BatchNorm2d(6).double()
+        self.drop = torch.nn.Dropout(0.5)
+        self.head = torch.nn.Linear(6 * 4, classes).double()
+        with torch.no_grad():
+            for param in self.parameters():
+                param.copy_(torch.randn(param.shape, generator=gen, dtype=torch.float64))
+            self.norm.running_mean.copy_(torch.randn(6, generator=gen, dtype=torch.float64))
+            self.norm.running_var.copy_(torch.rand(6, generator=gen, dtype=torch.float64) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.drop(torch.relu(self.norm(self.conv(x.double() * 2 - 1))))
+        return self.head(torch.nn.functional.adaptive_avg_pool2d(h, 2).flatten(1)).float()
+
+
+def train_mode_net() -> torch.nn.Module:
+    """A factory returning a :class:`TrainModeNet` in training mode (as torchvision builders do)."""
+    return TrainModeNet()

@@ -22,6 +22,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def input_size(text: str) -> int | tuple[int, int]:
+    """argparse type: ``S`` (a square side) or ``HxW`` (height by width), positive integers."""
+    parts = text.lower().replace(",", "x").split("x")
+    if len(parts) == 2:
+        try:
+            return positive_int(parts[0].strip()), positive_int(parts[1].strip())
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected S or HxW (e.g. 224 or 224x320); got {text!r}") from None
+    return positive_int(text)
+
+
 def batch_size(text: str) -> int | str:
     """argparse type: ``auto`` or an integer >= 1."""
     return "auto" if text.strip().lower() == "auto" else positive_int(text)

@@ -9,6 +9,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -82,13 +83,24 @@ def check_options(args: argparse.Namespace) -> None:
     if args.segments is not None and args.segmentation not in SEGMENTS_METHODS:
         raise UsageError(f"--segments applies to --segmentation {' or '.join(SEGMENTS_METHODS)}, "
                          f"not {args.segmentation} (which chooses the number of regions itself)")
+    check_model_options(args)
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    """--input-size, --normalize and --labels against what ``--model`` brings itself."""
+    from ..models import is_library_spec
+
+    flags = (("--input-size", args.input_size), ("--normalize", args.normalize), ("--labels", args.labels))
     if is_builtin(args.model):
-        given = [flag for flag, value in (("--input-size", args.input_size),
-                                          ("--normalize", args.normalize), ("--labels", args.labels))
-                 if value is not None]
+        given = [flag for flag, value in flags if value is not None]
         if given:
-            raise UsageError(f"{', '.join(given)} only apply to your own models (a TorchScript file "
-                             f"or module:factory); the built-in {args.model or 'model'} sets them")
+            raise UsageError(f"{', '.join(given)} only apply to your own models (see --model); the "
+                             f"built-in {args.model or 'model'} sets them")
+    elif is_library_spec(args.model):
+        given = [flag for flag, value in flags[:2] if value is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)} do not apply to {args.model.strip()}: it brings its "
+                             "own resize, crop and normalisation")
 
 
 def is_builtin(spec: str | None) -> bool:
@@ -113,19 +125,58 @@ def find_inputs(paths: Sequence[str]) -> list[Path]:
 
 
 def load_model(args: argparse.Namespace) -> Any:
-    """Load the built-in or user model named by ``--model`` on ``--device``."""
+    """Load the built-in or user model named by ``--model`` on ``--device``.
+
+    Its warnings (a factory's model in training mode) are printed as one line each, and a note
+    says when a model file or factory is normalised with the default ImageNet statistics.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = _load(args.model, args.input_size, args.normalize, args.labels, args.device)
+    for warning in caught:
+        print(f"sedc explain: warning: {one_line(str(warning.message))}", file=sys.stderr)
+    if default_normalization(args):
+        print(f"sedc explain: note: {args.model} carries no preprocessing: images are resized to "
+              f"{size_text(loaded.input_size)} and normalised with the ImageNet mean and std "
+              "(set --input-size and --normalize to match its training)", file=sys.stderr)
+    return loaded
+
+
+def _load(spec: str | None, input_size: Any, normalize: str | None, labels: str | None,
+          device: Any) -> Any:
+    """``models.load`` or ``models.load_user_model``, every failure as a one-line UsageError."""
     from .. import models
 
     try:
-        if is_builtin(args.model):
-            return models.load(args.model or models.DEFAULT_MODEL, device=args.device)
-        return models.load_user_model(args.model, input_size=args.input_size or 224,
-                                      normalize=args.normalize or "imagenet", labels=args.labels,
-                                      device=args.device)
+        if is_builtin(spec):
+            return models.load(spec or models.DEFAULT_MODEL, device=device)
+        return models.load_user_model(spec, input_size=input_size, normalize=normalize,
+                                      labels=labels, device=device)
     except (ValueError, TypeError) as err:
-        raise UsageError(f"{err}{builtin_hint(args.model)}") from None
+        raise UsageError(f"{one_line(str(err))}{builtin_hint(spec)}") from None
     except Exception as err:  # user factories can raise anything
-        raise UsageError(f"cannot load model {args.model!r}: {type(err).__name__}: {err}") from None
+        raise UsageError(f"cannot load model {spec!r}: {type(err).__name__}: {one_line(str(err))}") from None
+
+
+def one_line(text: str) -> str:
+    """The first line of a message (library errors can run over many)."""
+    lines = text.strip().splitlines()
+    return lines[0] if lines else text
+
+
+def default_normalization(args: argparse.Namespace) -> bool:
+    """Whether a model file or factory runs with the default ``--normalize imagenet``."""
+    from ..models import is_library_spec
+
+    return not is_builtin(args.model) and not is_library_spec(args.model) and args.normalize is None
+
+
+def size_text(size: Any) -> str:
+    """``224x224`` for 224, ``224x320`` for (224, 320)."""
+    if size is None:
+        return "their own aspect ratio"
+    height, width = (size, size) if isinstance(size, int) else size
+    return f"{height}x{width}"
 
 
 def builtin_hint(spec: str | None) -> str:
@@ -175,15 +226,20 @@ def model_factory(args: argparse.Namespace) -> Callable[[], Any]:
     return functools.partial(_build_module, args.model, args.input_size, args.normalize, args.labels)
 
 
-def _build_module(spec: str | None, input_size: int | None, normalize: str | None,
+def _build_module(spec: str | None, input_size: Any, normalize: str | None,
                   labels: str | None) -> Any:
-    """Build the classifier module of ``--model`` on the CPU (the worker moves it)."""
+    """Build the classifier module of ``--model`` on the CPU (the worker moves it).
+
+    The parent loaded it first and printed its warnings: the workers stay quiet.
+    """
     from .. import models
 
-    if is_builtin(spec):
-        return models.load(spec or models.DEFAULT_MODEL, device="cpu").module
-    return models.load_user_model(spec, input_size=input_size or 224, normalize=normalize or "imagenet",
-                                  labels=labels, device="cpu").module
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if is_builtin(spec):
+            return models.load(spec or models.DEFAULT_MODEL, device="cpu").module
+        return models.load_user_model(spec, input_size=input_size, normalize=normalize,
+                                      labels=labels, device="cpu").module
 
 
 def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, session: Any = None) -> Any:
@@ -216,13 +272,12 @@ def explain_options(args: argparse.Namespace) -> ExplainOptions:
 
 def make_tasks(items: list[Item], loaded: Any, target: int | str | None) -> list[Any]:
     """One :class:`sedc.scale.Task` per item: a lazy loader with the item's mode and target."""
-    from ..io import load_image
     from ..scale import Task
 
     tasks = []
     for item in items:
         options, untargeted_if_predicted = task_settings(item, target)
-        tasks.append(Task(functools.partial(load_image, item.path, loaded.input_size), options,
+        tasks.append(Task(functools.partial(load_for_model, item.path, loaded.geometry), options,
                           untargeted_if_predicted))
     return tasks
 
@@ -254,6 +309,13 @@ def explain_all(items: list[Item], loaded: Any, args: argparse.Namespace, run: R
                     report_error(run, items[index].image, f"not processed: {describe_error(err)}",
                                  items[index].mode)
         run.notes += session.summary()
+
+
+def load_for_model(path: Path, geometry: Any) -> Any:
+    """The image the model sees: the file at full size, resized and cropped by the model's rule."""
+    from ..io import load_image
+
+    return geometry.prepare(load_image(path))
 
 
 def record(run: Run, item: Item, result: Any, stem: str | None, write: Callable[[str], None]) -> None:

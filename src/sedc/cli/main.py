@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..options import MODES
-from .common import EXIT_OK, EXIT_FAILED, EXIT_USAGE, UsageError, batch_size, max_time, positive_int, seconds
+from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, batch_size, input_size, max_time,
+                     positive_int, seconds)
 from .dataset import add_dataset_options, mode_list
 from .explain import SEGMENTATIONS, NORMALIZE_CHOICES, run_explain
 from .report import add_report_parser, run_report
@@ -82,11 +83,18 @@ the CSV's folder, else to the current folder, and belongs to the image that is t
 Images without a row get no ground truth (a warning counts them). Unknown labels exit with
 status 2, before any image is explained, and suggest close names.
 
-models: the built-in model by name (see 'sedc models'), a TorchScript file (model.pt) or
-'package.module:factory' (module importable, e.g. on PYTHONPATH; factory() returns a
-torch.nn.Module). A user model takes RGB batches (B, 3, S, S) normalised with --normalize and
-returns class scores (B, K); a softmax is added. WARNING: a TorchScript file and a
-module:factory spec run code on your machine: only load models you trust.
+models (--model): the built-in model by name (see 'sedc models'), or your own:
+  torchvision:NAME[:WEIGHTS]   torchvision classifier, pretrained (torchvision:resnet50)
+  timm:NAME                    timm classifier, pretrained (timm:resnet18, timm:hf-hub:ORG/NAME)
+  hf:ORG/NAME | hf:DIR         Hugging Face image classifier, Hub id or save_pretrained folder
+  FILE.onnx | FILE.pt2 | FILE.pt   ONNX model, torch.export program, TorchScript file
+  package.module:factory       factory() returns a torch.nn.Module (current folder importable)
+torchvision, timm and Hugging Face models bring their own resize, centre crop, normalisation
+and class names: the search runs on the image the model sees, and the figures show it. Files
+and factories take --input-size (default 224) and --normalize (default imagenet). Weights come
+from the local caches (TORCH_HOME, HF_HOME; HF_HUB_OFFLINE=1 forbids downloads); a model that is
+not there exits with status 2 and says how to get it. WARNING: model files and module:factory
+specs run code on your machine: only load models you trust.
 
 runtime (--runtime): auto (default) runs the model on ONNX Runtime when it runs on the CPU and
 'sedc[onnx]' is installed, else on torch. The model is exported once to ONNX and cached in
@@ -144,14 +152,18 @@ examples:
   sedc explain photos/ --model mypackage.models:build_net --device cuda
   sedc explain val/ --ground-truth folders --target true --mode mean,blur --report
   sedc explain photos/ --ground-truth labels.csv --max-time 30
+  sedc explain photos/ --model timm:convnext_tiny --target "tiger cat"
+  sedc explain photos/ --model hf:google/vit-base-patch16-224
+  sedc explain photos/ --model torchvision:resnet50:IMAGENET1K_V2
   sedc explain val/ --devices all          one worker process per GPU
   sedc explain val/ --ray auto             spread over a running Ray cluster
   RAY_AUTH_TOKEN=... sedc explain val/ --ray head:6379 --ray-timeout 10
 """
 
 MODELS_EPILOG = """\
-Besides these you can pass your own model to 'sedc explain --model': a TorchScript file or a
-'package.module:factory' spec (see 'sedc explain --help').
+Besides these you can pass your own model to 'sedc explain --model': torchvision:NAME[:WEIGHTS],
+timm:NAME, hf:ORG/NAME or hf:DIR (with their own preprocessing and labels), FILE.onnx, FILE.pt2,
+FILE.pt or 'package.module:factory' (see 'sedc explain --help').
 
 example:
   sedc models
@@ -201,18 +213,21 @@ def _add_explain_parser(commands: Any) -> None:
                    help="image files, and folders searched recursively for "
                         ".jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff files")
     model = p.add_argument_group("model")
-    model.add_argument("--model", default=None, metavar="NAME|FILE|MODULE:FACTORY",
-                       help="built-in model name (default: efficientnet-lite0), TorchScript file, or "
+    model.add_argument("--model", default=None, metavar="SPEC",
+                       help="built-in model name (default: efficientnet-lite0), torchvision:NAME, "
+                            "timm:NAME, hf:ORG/NAME, hf:DIR, FILE.onnx/.pt2/.pt, or "
                             "'package.module:factory'. TorchScript files and module:factory specs "
-                            "run code: only load what you trust")
-    model.add_argument("--input-size", type=positive_int, default=None, metavar="S",
-                       help="user models: side of the square input images (default 224)")
+                            "run code: only load what you trust. See 'Your own model' in the README")
+    model.add_argument("--input-size", type=input_size, default=None, metavar="S|HxW",
+                       help="model files and factories: input image size, S (square) or HxW "
+                            "(default 224, or the size fixed in a .pt2/.onnx file)")
     model.add_argument("--normalize", choices=NORMALIZE_CHOICES, default=None,
-                       help="user models: input normalisation, imagenet (default), half "
+                       help="model files and factories: input normalisation, imagenet (default), half "
                             "(mean=std=0.5) or none ([0, 1] pixels)")
-    model.add_argument("--labels", default=None, metavar="FILE",
-                       help="user models: text file with one class name per line, in output order "
-                            "(default: classes are named by their ids)")
+    model.add_argument("--labels", default=None, metavar="imagenet|FILE",
+                       help="your models: 'imagenet' (the ImageNet-1k names) or a text file with one "
+                            "class name per line, in output order (default: the model's own labels, "
+                            "else the class ids)")
     _add_device_option(model)
     add_runtime_option(model)
     search = p.add_argument_group("search")

@@ -74,7 +74,7 @@ def is_torchscript(module: Any) -> bool:
     return any(isinstance(m, torch.jit.ScriptModule) for m in module.modules())
 
 
-def runtime_module(args: argparse.Namespace, module: Any, input_size: int) -> tuple[Any, str]:
+def runtime_module(args: argparse.Namespace, module: Any, input_size: int | tuple[int, int]) -> tuple[Any, str]:
     """The classifier to explain with and the runtime it runs on.
 
     Under ``auto``, a model that cannot be exported runs on torch (a note goes to stderr).
@@ -85,7 +85,8 @@ def runtime_module(args: argparse.Namespace, module: Any, input_size: int) -> tu
     from ..models import ExportError, accelerate
 
     try:
-        return accelerate(module, (3, input_size, input_size)), "onnxruntime"
+        height, width = input_size if isinstance(input_size, tuple) else (input_size, input_size)
+        return accelerate(module, (3, height, width)), "onnxruntime"
     except ExportError as err:
         if args.runtime == "onnxruntime":
             raise UsageError(f"--runtime onnxruntime: {err}") from None

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._validate import as_image_tensor, as_segments, classifier_device
+from ..models.outputs import eval_mode
 from ..options import ExplainOptions, mode_name
 from ..result import Explanation
 from .evaluation import Evaluator
@@ -283,6 +284,9 @@ def explain(
         The model sees exactly these pixels (wrap normalisation into the classifier).
     classifier : torch.nn.Module or callable
         Maps a (B, C, H, W) float tensor to (B, K) scores, used as returned (no softmax is added).
+        What it returns becomes scores by :func:`sedc.models.to_scores` (a tensor, ``.logits``,
+        a mapping's ``"logits"``, a tuple's first element). A module in training mode is
+        evaluated in eval mode for this call and then restored exactly, with one ``UserWarning``.
     segments : array or tensor of shape (H, W), optional
         Integer label per pixel (any labels). ``None`` runs quickshift(kernel_size=4,
         max_dist=200, ratio=0.2), the paper's setting.
@@ -324,10 +328,11 @@ def explain(
                              max_evals=max_evals, seed=seed, prune=prune, autocast=autocast,
                              channels_last=channels_last)
     dev = classifier_device(classifier, device)
-    evaluator = make_evaluator(classifier, dev, options)
-    job = make_job(image, segments, options, dev, use_channels_last(options, classifier, dev))
-    evaluate_originals([job], evaluator)
-    run_jobs([job], evaluator)
+    with eval_mode(classifier):  # a model in training mode: evaluated in eval mode, then restored
+        evaluator = make_evaluator(classifier, dev, options)
+        job = make_job(image, segments, options, dev, use_channels_last(options, classifier, dev))
+        evaluate_originals([job], evaluator)
+        run_jobs([job], evaluator)
     return finish(job)
 
 

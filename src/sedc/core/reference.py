@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..models.outputs import to_scores
+from ..models.outputs import eval_mode, in_training_mode, to_scores, warn_training_mode
 from ..options import MODES
 
 
@@ -43,7 +43,9 @@ class TorchPredictor:
     Parameters
     ----------
     model : callable
-        Maps (B, C, H, W) float tensors to (B, K) scores.
+        Maps (B, C, H, W) float tensors to (B, K) scores (any output :func:`to_scores` accepts).
+        A module in training mode is evaluated in eval mode in every call and restored after
+        it; the adapter warns once, when it is made.
     device : str or torch.device
         Where the model runs; each call copies the batch there and the scores back.
 
@@ -58,11 +60,13 @@ class TorchPredictor:
         self.device = torch.device(device)
         self.n_calls = 0
         self.model_time = 0.0
+        if in_training_mode(model):  # each predict runs in eval mode; one warning for the adapter
+            warn_training_mode(stacklevel=2)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).permute(0, 3, 1, 2)
-        with torch.inference_mode():
+        with eval_mode(self.model, warn=False), torch.inference_mode():
             scores = to_scores(self.model(tensor.to(self.device))).float().cpu().numpy()
         self.model_time += time.perf_counter() - start
         self.n_calls += 1

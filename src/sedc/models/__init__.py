@@ -12,16 +12,21 @@ plain images and read probabilities.
 
 The package's parts: :mod:`~sedc.models.outputs` (the one rule for what a classifier returns),
 :mod:`~sedc.models.base` (:class:`LoadedModel`, :class:`Normalized`),
-:mod:`~sedc.models.builtin`, :mod:`~sedc.models.user`, :mod:`~sedc.models.labels`, and
-:mod:`~sedc.models.runtime` with :mod:`~sedc.models.export` (``accelerate``: ONNX Runtime on the CPU).
+:mod:`~sedc.models.builtin`, :mod:`~sedc.models.user` (model specs), :mod:`~sedc.models.libraries`
+(torchvision, timm, Hugging Face), :mod:`~sedc.models.files` (``.pt``, ``.pt2``, ``.onnx``),
+:mod:`~sedc.models.preprocessing` (the model's own resize, crop and normalisation),
+:mod:`~sedc.models.labels`, and :mod:`~sedc.models.runtime` with :mod:`~sedc.models.export`
+(``accelerate``: ONNX Runtime on the CPU).
 """
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelFileNotFoundError, Normalized
 from .builtin import DEFAULT_MODEL, available, describe, load
 from .labels import imagenet_labels, imagenet_synonyms, read_labels, resolve_class
-from .outputs import to_scores
+from .libraries import ModelUnavailableError
+from .outputs import eval_mode, to_scores
+from .preprocessing import Preprocessing
 from .runtime import RUNTIMES, ExportError, OnnxClassifier, accelerate
-from .user import NORMALIZATIONS, load_user_model
+from .user import NORMALIZATIONS, is_library_spec, load_user_model
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -32,13 +37,17 @@ __all__ = [
     "ExportError",
     "LoadedModel",
     "ModelFileNotFoundError",
+    "ModelUnavailableError",
     "Normalized",
     "OnnxClassifier",
+    "Preprocessing",
     "accelerate",
     "available",
     "describe",
     "imagenet_labels",
+    "eval_mode",
     "imagenet_synonyms",
+    "is_library_spec",
     "load",
     "load_user_model",
     "read_labels",

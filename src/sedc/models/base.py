@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from .outputs import to_scores
+from .preprocessing import Preprocessing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,24 +31,58 @@ class LoadedModel:
     ----------
     module : torch.nn.Module
         Module in eval mode mapping float RGB batches (B, 3, H, W) in [0, 1] to scores (B, K):
-        softmax probabilities unless the model was loaded with ``softmax=False``.
+        softmax probabilities unless the model was loaded with ``softmax=False``. The model's
+        normalisation is built in.
     labels : list of str
         Class names, ``labels[k]`` naming output column ``k``.
-    input_size : int
-        Side length of the square images the model expects (e.g. 224).
+    input_size : int, (height, width) or None
+        The side of the square images the model sees (224), their (height, width) when not
+        square, or None when it follows each photo's aspect ratio.
     name : str
         The built-in model name, or the spec the model was loaded from.
+    preprocessing : Preprocessing or None
+        How photos become the images the model sees (resize, centre crop; see :meth:`prepare`).
+        None means a plain resize to ``input_size`` (bicubic).
     """
 
     module: nn.Module
     labels: list[str]
-    input_size: int
+    input_size: int | tuple[int, int] | None
     name: str
+    preprocessing: Preprocessing | None = None
 
     @property
     def num_classes(self) -> int:
         """Number of classes K (the length of ``labels``)."""
         return len(self.labels)
+
+    @property
+    def geometry(self) -> Preprocessing:
+        """The resize-and-crop step (:attr:`preprocessing`, or a plain resize to ``input_size``)."""
+        if self.preprocessing is not None:
+            return self.preprocessing
+        size = self.input_size
+        pair = (size, size) if isinstance(size, int) else size
+        return Preprocessing(resize=tuple(pair) if pair else None, interpolation="bicubic")
+
+    def prepare(self, image: Any) -> np.ndarray:
+        """The image this model sees: resized and centre-cropped as the model's own pipeline does.
+
+        Explain the returned image (``sedc.explain(model.prepare(photo), model.module)``): the
+        search then runs on exactly what the model sees, and the figures show it.
+
+        Parameters
+        ----------
+        image : PIL.Image.Image, numpy.ndarray or torch.Tensor
+            A photo of any size: PIL image, (H, W, 3) array (uint8 or float in [0, 1]) or
+            (3, H, W) tensor.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 (H, W, 3) in [0, 1].
+        """
+        return self.geometry.prepare(image)
 
 
 class Normalized(nn.Module):
@@ -55,7 +91,8 @@ class Normalized(nn.Module):
     Parameters
     ----------
     model : torch.nn.Module
-        Classifier mapping normalised (B, C, H, W) batches to (B, K) logits.
+        Classifier mapping normalised (B, C, H, W) batches to (B, K) logits, returned as anything
+        :func:`~sedc.models.to_scores` accepts (a tensor, ``.logits``, a mapping, a tuple).
     mean, std : sequence of float or None
         Per-channel normalisation ``(x - mean) / std`` applied before ``model``; both None to
         pass the input through unchanged.

@@ -12,6 +12,7 @@ from torch import nn
 from .._validate import resolve_device
 from .base import LoadedModel, Normalized
 from .labels import imagenet_labels
+from .preprocessing import Preprocessing
 
 DEFAULT_MODEL = "efficientnet-lite0"
 
@@ -90,8 +91,10 @@ def load(name: str = DEFAULT_MODEL, device: str | torch.device | None = None) ->
     key = name.strip().lower()
     if key not in _BUILTINS:
         raise ValueError(f"unknown model {name!r}; available models: {', '.join(available())} "
-                         "(use load_user_model for your own TorchScript file or module:factory)")
+                         "(use load_user_model for your own model: torchvision:NAME, timm:NAME, hf:ORG/NAME, a model file or module:factory)")
     dev = resolve_device(device)
     module, labels, input_size = _BUILTINS[key].build()
-    return LoadedModel(module.to(dev).eval(), list(labels), input_size, key)
+    preprocessing = Preprocessing(resize=(input_size, input_size), interpolation="bicubic",
+                                  mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return LoadedModel(module.to(dev).eval(), list(labels), input_size, key, preprocessing)
 

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from .._validate import module_device
-from .outputs import to_scores
+from .outputs import eval_mode, to_scores
 
-__all__ = ["ExportError", "cache_dir", "cached_path", "eval_mode", "export_key", "export_onnx",
+__all__ = ["ExportError", "cache_dir", "cached_path", "export_key", "export_onnx",
            "export_to_cache"]
 
 CACHE_FORMAT = 1   # bump when the export or the cache layout changes
@@ -161,7 +161,7 @@ def export_onnx(model: nn.Module, shape: tuple[int, int, int], path: Path) -> No
     example = torch.rand((EXPORT_BATCH, *shape), generator=torch.Generator().manual_seed(0))
     example = example.to(module_device(model) or torch.device("cpu"))
     try:
-        with eval_mode(model), _quiet():
+        with eval_mode(model, warn=False), _quiet():
             program = torch.onnx.export(
                 _Scores(model).eval(), (example,), None, dynamo=True, verbose=False,
                 input_names=["image"], output_names=["scores"],
@@ -211,18 +211,6 @@ def export_failure_message(err: BaseException) -> str:
     else:
         what = f"{type(root).__name__}: {first}"
     return f"torch.onnx cannot export the model: {what}. Use runtime='torch' to run it with PyTorch."
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Every submodule in eval mode for the block; each ``training`` flag restored after."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 @contextlib.contextmanager

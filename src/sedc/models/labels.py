@@ -181,9 +181,12 @@ def _norm(name: str) -> str:
 
 
 def _synonyms_for(labels: list[str]) -> list[tuple[str, ...]]:
+    """Every name of each class: ImageNet's synonyms for the ImageNet labels, and the parts of a
+    comma-separated label (Hugging Face's ``"tabby, tabby cat"``) besides the label itself."""
     if len(labels) == 1000 and labels == imagenet_labels():
         return imagenet_synonyms()
-    return [(label,) for label in labels]
+    return [(label, *(p.strip() for p in label.split(",") if p.strip() and "," in label))
+            for label in labels]
 
 
 def _resolve_name(text: str, labels: list[str]) -> int:

@@ -10,15 +10,24 @@ A classifier's output becomes a (B, K) tensor of class scores by this rule, in t
 
 Anything else is refused with a TypeError that names the type and states the rule. Scores are
 used as returned: no softmax is added.
+
+The module also holds the one rule for **training mode** (:func:`eval_mode`): a model in
+training mode is evaluated in eval mode for the duration of a call, with one ``UserWarning``,
+and handed back with every submodule's ``training`` flag as it was (in eval mode BatchNorm
+neither uses nor updates batch statistics, so no buffer changes).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
 RULE = ("a tensor; an object with a .logits tensor; a mapping with a 'logits' entry (or a single "
         "value); or a tuple/list whose first element is the scores")
@@ -74,3 +83,146 @@ def _describe(output: Any) -> str:
         first = type(output[0]).__name__ if output else "nothing"
         return f"a {type(output).__name__} whose first element is {first}"
     return f"a {type(output).__name__}"
+
+
+# --------------------------------------------------------------------------------------------
+# Training mode
+# --------------------------------------------------------------------------------------------
+
+TRAINING_MODE_WARNING = (
+    "the classifier is in training mode (dropout active, BatchNorm using and updating batch "
+    "statistics): sedc evaluates it in eval mode for this call and then restores it. Call "
+    "model.eval() before explaining to silence this warning")
+
+
+EXPORTED_IN_TRAINING = (
+    "the torch.export program was exported in training mode: its dropout and BatchNorm batch "
+    "statistics are part of the program and cannot be switched off; call model.eval() before "
+    "torch.export.export and save it again")
+
+
+def find_module(classifier: Any) -> nn.Module | None:
+    """The ``nn.Module`` behind ``classifier``: itself, a bound method's owner, a partial's function.
+
+    A plain function that closes over a module is opaque: None.
+    """
+    for _ in range(4):  # bound method of a partial of a module, at most a few layers
+        if isinstance(classifier, nn.Module):
+            return classifier
+        if isinstance(classifier, functools.partial):
+            classifier = classifier.func
+        elif isinstance(getattr(classifier, "__self__", None), nn.Module):
+            classifier = classifier.__self__
+        else:
+            return None
+    return None
+
+
+def is_exported(module: nn.Module) -> bool:
+    """Whether ``module`` is a ``torch.export`` program (``ExportedProgram.module()``).
+
+    Its dropout and BatchNorm behaviour was fixed when it was exported; its ``training`` flags
+    mean nothing and its ``train()`` / ``eval()`` raise.
+    """
+    return isinstance(module, torch.fx.GraphModule) and hasattr(module, "range_constraints")
+
+
+def exported_in_training(module: nn.Module) -> bool:
+    """Whether an exported program runs BatchNorm or dropout as in training mode."""
+    for node in module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        target = str(node.target)
+        if target.startswith("aten.batch_norm") and len(node.args) > 5 and node.args[5] is True:
+            return True
+        if target.startswith(("aten.dropout", "aten.feature_dropout", "aten.alpha_dropout")) \
+                and len(node.args) > 2 and node.args[2] is True:
+            return True
+        if target.startswith(("aten._native_batch_norm_legit_functional", "aten.native_dropout")):
+            return True
+    return False
+
+
+def live_modules(module: nn.Module) -> list[nn.Module]:
+    """``module`` and its submodules whose flags matter: exported programs' insides are skipped.
+
+    Raises
+    ------
+    ValueError
+        For an exported program that was exported in training mode (it cannot be switched).
+    """
+    found, stack = [], [module]
+    while stack:
+        current = stack.pop()
+        if is_exported(current):
+            if exported_in_training(current):
+                raise ValueError(EXPORTED_IN_TRAINING)
+            continue
+        found.append(current)
+        stack.extend(reversed(list(current.children())))
+    return found
+
+
+def in_training_mode(classifier: Any) -> bool:
+    """Whether any submodule of the module behind ``classifier`` is in training mode."""
+    module = find_module(classifier)
+    return module is not None and any(m.training for m in live_modules(module))
+
+
+def warn_training_mode(stacklevel: int = 1) -> None:
+    """Emit the one :class:`UserWarning` of a call on a model in training mode.
+
+    ``stacklevel=1`` attributes it to the caller of this function, 2 to that caller's caller.
+    """
+    warnings.warn(TRAINING_MODE_WARNING, UserWarning, stacklevel=stacklevel + 1)
+
+
+@contextlib.contextmanager
+def eval_mode(classifier: Any, *, warn: bool = True, stacklevel: int = 2) -> Iterator[bool]:
+    """Evaluate ``classifier`` in eval mode for the duration of the block.
+
+    When any submodule is in training mode, the whole module is switched to eval mode (its
+    ``train(False)``, so custom overrides apply), one :class:`UserWarning` is emitted (unless
+    ``warn=False``), and on exit every submodule's ``training`` flag is set back exactly as it
+    was. In eval mode BatchNorm reads its running statistics without updating them and dropout
+    is off, so no buffer changes. Plain callables pass through untouched.
+
+    Parameters
+    ----------
+    classifier : torch.nn.Module or callable
+    warn : bool, default True
+    stacklevel : int
+        Where the warning points: 1 at the code holding the ``with`` statement, 2 (default) at
+        its caller.
+
+    Yields
+    ------
+    bool
+        Whether the model was in training mode.
+    """
+    module = find_module(classifier)
+    modules = live_modules(module) if module is not None else []
+    flags = [m.training for m in modules]
+    if not any(flags):
+        yield False
+        return
+    if warn:
+        warn_training_mode(stacklevel + 2)  # + this generator and contextlib's __enter__
+    try:
+        _set_eval(module, modules)
+        yield True
+    finally:
+        for sub, flag in zip(modules, flags):
+            sub.training = flag
+
+
+def _set_eval(module: nn.Module, modules: list[nn.Module]) -> None:
+    """``train(False)`` on every live module (custom overrides apply), never inside an export."""
+    for sub in modules:
+        sub.training = False
+    for sub in modules:
+        if type(sub).train is not nn.Module.train:
+            try:
+                sub.train(False)
+            except NotImplementedError:  # it reached an exported program: flags are set above
+                pass

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .export import ExportError, cached_path, eval_mode, export_to_cache
-from .outputs import to_scores
+from .export import ExportError, cached_path, export_to_cache
+from .outputs import eval_mode, to_scores
 
 __all__ = ["RUNTIMES", "ExportError", "OnnxClassifier", "accelerate"]
 
@@ -125,7 +125,7 @@ def compare_with_torch(classifier: nn.Module, model: nn.Module,
     """Largest score difference on a seeded random batch, and the tolerance it is held to."""
     batch = torch.rand((VERIFY_BATCH, *shape), generator=torch.Generator().manual_seed(1))
     device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
-    with torch.inference_mode(), eval_mode(model):
+    with torch.inference_mode(), eval_mode(model, warn=False):
         expected = to_scores(model(batch.to(device))).float().cpu()
     got = classifier(batch)
     bound = VERIFY_ATOL + VERIFY_RTOL * float(expected.abs().max())

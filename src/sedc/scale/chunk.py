@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..models.outputs import in_training_mode, warn_training_mode
 from ..options import ExplainOptions
 from ..result import Explanation, ImageError
 from .runner import Runner
@@ -22,14 +23,31 @@ Triple = tuple[int, Any, Any]  # (index in the input, image or loader, segments 
 
 
 def build_model(classifier: Any, device: torch.device) -> Any:
-    """A worker's own model: a module moved to ``device``, or a factory's module."""
+    """A worker's own model: a module moved to ``device``, or a factory's module, in eval mode.
+
+    A factory's model that arrives in training mode gets the training-mode warning here (a
+    module's was given in the parent, before it was sent); see :func:`build_model_checked`.
+    """
+    model, factory_training = build_model_checked(classifier, device)
+    if factory_training:
+        warn_training_mode()
+    return model
+
+
+def build_model_checked(classifier: Any, device: torch.device) -> tuple[Any, bool]:
+    """``(model, whether a factory built it in training mode)``; the model is put in eval mode.
+
+    The worker's copy is its own, so switching it to eval mode for good changes nothing the user
+    holds: it is what :func:`sedc.explain` does for the duration of a call.
+    """
     if isinstance(classifier, torch.nn.Module):
-        return classifier.to(device).eval()
+        return classifier.to(device).eval(), False
     if callable(classifier):
         model = classifier()
         if isinstance(model, torch.nn.Module):
-            return model.to(device).eval()
-        return model
+            training = in_training_mode(model)
+            return model.to(device).eval(), training
+        return model, False
     raise TypeError(f"classifier for worker processes must be an nn.Module or a picklable factory; "
                     f"got {type(classifier).__name__}")
 

@@ -64,6 +64,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from ..models.outputs import in_training_mode, warn_training_mode
 from ..options import ExplainOptions
 from ..result import Explanation, ImageError, check_on_error
 from .chunk import Triple
@@ -179,6 +180,8 @@ def iter_explain_ray(
     _check_sizes(chunk_size, num_actors, num_gpus_per_actor)
     if not callable(classifier):
         raise TypeError(f"classifier must be an nn.Module or a picklable factory; got {type(classifier).__name__}")
+    if in_training_mode(classifier):  # each actor evaluates its own copy in eval mode
+        warn_training_mode(stacklevel=3)
     ray = import_ray()
 
     started = False

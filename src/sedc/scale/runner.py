@@ -24,6 +24,7 @@ from ..core.engine import (
     take_batch,
     use_channels_last,
 )
+from ..models.outputs import eval_mode
 from ..options import ExplainOptions
 from ..result import Explanation, ImageError, failed
 from .task import unwrap
@@ -58,6 +59,7 @@ class Runner:
 
     def __init__(self, classifier: Any, device: Any, options: ExplainOptions, *,
                  window: int | None = None, prefetch_workers: int | None = None) -> None:
+        self.classifier = classifier
         self.device = classifier_device(classifier, device)
         self.evaluator = make_evaluator(classifier, self.device, options)
         cuda = self.device.type == "cuda"
@@ -71,8 +73,15 @@ class Runner:
         """Yield ``(index, Explanation or ImageError)`` as searches finish.
 
         ``images`` holds images or zero-argument loaders; a failing image is handled by
-        ``on_error`` (see :func:`sedc.result.failed`) and never stops the others.
+        ``on_error`` (see :func:`sedc.result.failed`) and never stops the others. A model in
+        training mode is evaluated in eval mode until the run ends (one ``UserWarning``), then
+        restored exactly.
         """
+        with eval_mode(self.classifier, stacklevel=3):
+            yield from self._run(images, segments, segmenter, on_error)
+
+    def _run(self, images: Iterable[Any], segments: Any, segmenter: Callable | None,
+             on_error: str) -> Iterator[Result]:
         source = enumerate(images)
         pending: deque[tuple[int, Future]] = deque()
         active: list[tuple[int, Job]] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -22,9 +23,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from .._validate import resolve_device
+from ..models.outputs import TRAINING_MODE_WARNING, in_training_mode, warn_training_mode
 from ..options import ExplainOptions
 from ..result import ImageError, failed
-from .chunk import Triple, build_model, run_chunk, unpack
+from .chunk import Triple, build_model_checked, run_chunk, unpack
 from .runner import segments_for
 
 CHUNK = 4          # images per task
@@ -59,10 +61,12 @@ def _worker_main(payload: bytes, device: str, threads: int, tasks: Any, results:
     dev = torch.device(device)
     try:
         classifier, segmenter, options, window = pickle.loads(payload)
-        model = build_model(classifier, dev)
+        model, factory_training = build_model_checked(classifier, dev)
     except Exception as err:  # noqa: BLE001
         results.send(("fatal", f"{type(err).__name__}: {err}"))
         return
+    if factory_training:  # the parent warns, once, as explain does
+        results.send(("warning", TRAINING_MODE_WARNING))
     while True:
         task = tasks.get()
         if task is None:
@@ -212,6 +216,7 @@ class _Dispatch:
         self.retry: list[list[Triple]] = []
         self.remaining = len(todo)
         self.done: set[int] = set()
+        self.warned: set[str] = set()
 
     def run(self) -> Iterator[tuple[int, Any]]:
         while self.remaining:
@@ -223,8 +228,16 @@ class _Dispatch:
                     yield from self._died(worker)
                 elif message[0] == "fatal":
                     raise RuntimeError(f"worker on {worker.device} could not start: {message[1]}")
+                elif message[0] == "warning":
+                    self._warn(message[1])
                 else:
                     yield from self._result(worker, message[1], message[2])
+
+    def _warn(self, text: str) -> None:
+        """Re-emit a worker's warning in the parent, once per run."""
+        if text not in self.warned:
+            self.warned.add(text)
+            warnings.warn(text, UserWarning, stacklevel=4)
 
     def _hand_out(self) -> Iterator[tuple[int, Any]]:
         unsent = []
@@ -283,6 +296,8 @@ def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, 
         When a worker cannot build the model.
     """
     devices = parse_devices(devices)
+    if in_training_mode(classifier):  # each worker evaluates its own copy in eval mode
+        warn_training_mode(stacklevel=3)
     try:
         payload = pickle.dumps((classifier, segmenter, options, window), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as err:  # noqa: BLE001
