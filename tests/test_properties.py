@@ -23,7 +23,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 import sedc
@@ -35,6 +35,9 @@ import scoretable as tb
 COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=40, **COMMON)
 settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True, **COMMON)
+# `make mutation`: as ci, without shrinking (a mutant needs one failing example, not the smallest)
+settings.register_profile("mutation", max_examples=40, derandomize=True, database=None,
+                          phases=[Phase.explicit, Phase.generate], **COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 VALUES = (-0.5, -0.25, -0.125, 0.0, 0.0, 0.125, 0.25)  # few values: ties are likely
@@ -45,7 +48,13 @@ PAIR_VALUES = (0.0, 0.0, 0.0, -0.25, 0.25, 0.5)
 def tables(draw, n_classes=None, width=tb.WIDTH):
     k = draw(st.integers(2, 4)) if n_classes is None else n_classes
     base = draw(st.lists(st.sampled_from((0.0, 0.25, 0.5, 0.75, 1.0)), min_size=k, max_size=k))
+    if draw(st.booleans()):  # a wide margin: counterfactuals need several segments (and pruning)
+        base[draw(st.integers(0, k - 1))] = 1.75
     weights = draw(st.lists(st.sampled_from(VALUES), min_size=width * k, max_size=width * k))
+    if draw(st.booleans()):  # decoys: lower every class alike, so best-first takes them first and
+        for p in range(width):  # pruning has something to drop
+            if draw(st.booleans()):
+                weights[p * k:(p + 1) * k] = [draw(st.sampled_from((-0.5, -0.25)))] * k
     pairs = np.zeros((width, width, k), np.float32)
     if draw(st.booleans()):
         for p in range(width):
@@ -71,6 +80,30 @@ def problems(draw, targeted=None):
     if use_target:
         target = (c + draw(st.integers(1, table.n_classes - 1))) % table.n_classes
     return table, segments, target
+
+
+@st.composite
+def decoy_problems(draw):
+    """Tables where best-first takes decoys (pixels that lower every class alike) before the
+    pixels that really raise class 1, so the search's answer holds decoys for pruning to drop."""
+    k = draw(st.integers(2, 3))
+    base = [1.0, 0.5, 0.25][:k]
+    weights = np.zeros((tb.WIDTH, k), np.float32)
+    n_decoys = draw(st.integers(1, 3))
+    n_real = draw(st.integers(2, tb.WIDTH - n_decoys))
+    kinds = ["decoy"] * n_decoys + ["real"] * n_real + ["noise"] * (tb.WIDTH - n_decoys - n_real)
+    for p, kind in enumerate(draw(st.permutations(kinds))):
+        if kind == "decoy":
+            weights[p] = draw(st.sampled_from((-0.5, -0.25)))
+        elif kind == "real":
+            weights[p] = [draw(st.sampled_from((0.0, -0.125))), draw(st.sampled_from((0.125, 0.25)))] + [
+                draw(st.sampled_from(VALUES)) for _ in range(k - 2)]
+        else:
+            weights[p] = [draw(st.sampled_from(VALUES)) for _ in range(k)]
+    table = tb.Table(np.array(base, np.float32), weights, np.zeros((tb.WIDTH, tb.WIDTH, k), np.float32))
+    distinct = st.lists(st.integers(0, 8), min_size=tb.WIDTH, max_size=tb.WIDTH, unique=True).map(
+        lambda labels: np.array([labels], dtype=np.int64))
+    return table, draw(st.one_of(distinct, segmentations())), draw(st.sampled_from((None, 1)))
 
 
 def explain(table, segments, target=None, **options):
@@ -134,10 +167,14 @@ def test_explain_equals_the_reference(problem):
         assert e.n_evaluations == 2 ** n
 
 
-@given(problems(), st.integers(1, 40), st.booleans())
-def test_a_limit_only_truncates_the_evaluated_sets(problem, max_evals, prune):
+@given(problems(), st.booleans(), st.data())
+def test_a_limit_only_truncates_the_evaluated_sets(problem, prune, data):
     table, segments, target = problem
     full, full_seen, _ = explain(table, segments, target, batch_size=1, prune=prune)
+    # mostly inside the run, near its end (where a step with a counterfactual gets cut)
+    max_evals = data.draw(st.one_of(st.integers(max(1, full.n_evaluations - 4), full.n_evaluations + 1),
+                                    st.integers(1, full.n_evaluations + 1)))
+    event(f"cut: {max_evals < full.n_evaluations}")
     e, seen, _ = explain(table, segments, target, batch_size=3, prune=prune, max_evals=max_evals)
     assert e.n_evaluations == len(seen) == min(max_evals, full.n_evaluations)
     assert seen == full_seen[: len(seen)]
@@ -151,7 +188,7 @@ def test_a_limit_only_truncates_the_evaluated_sets(problem, max_evals, prune):
         check_answer(e, table, segments, target, labels_sets(seen, segments))
 
 
-@given(problems())
+@given(decoy_problems())
 def test_pruning_ends_on_an_irreducible_counterfactual(problem):
     table, segments, target = problem
     plain, plain_seen, _ = explain(table, segments, target)
@@ -162,6 +199,7 @@ def test_pruning_ends_on_an_irreducible_counterfactual(problem):
         assert e.n_evaluations == plain.n_evaluations
         return
     assert set(e.segments) <= set(plain.segments)
+    event(f"pruned {len(plain.segments)} -> {len(e.segments)}")
     assert seen[: plain.n_evaluations] == plain_seen
     c = e.original_class
     chosen = tb.labels_to_pixels(e.segments, segments)
