@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sedc-installed
 
-.PHONY: install demo test test-fast bench bench-quick clean
+.PHONY: install demo test test-fast mutation mutation-smoke bench bench-quick clean
 
 install: $(STAMP)
 
@@ -23,6 +23,23 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python tools/mutation_smoke.py
+
+# The quick subset of `make mutation`: six known mutants of the core, each must fail a test (< 1 min).
+mutation-smoke: $(STAMP)
+	$(BIN)/python tools/mutation_smoke.py
+
+# The full mutation score (docs/mutation.md): mutmut, pinned, with the config in pyproject.toml
+# ([tool.mutmut]), on the core against the fast core tests. Long (see docs/mutation.md); not in CI.
+# One OpenMP thread: a forked mutant child that reuses its parent's thread pool deadlocks.
+MUTMUT ?= mutmut==3.8.1
+MUTATION_JOBS ?= 2
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q "$(MUTMUT)"
+	rm -rf mutants
+	env -u PYTHONPATH HYPOTHESIS_PROFILE=mutation OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(BIN)/mutmut run --max-children $(MUTATION_JOBS) > mutants-run.log 2>&1 || (tail -c 3000 mutants-run.log; exit 1)
+	$(BIN)/python tools/mutation_report.py --survivors
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -34,4 +51,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python benchmarks/performance_comparison.py --quick
 
 clean:
-	rm -rf $(VENV) sedc-demo sedc-out bench-out .pytest_cache
+	rm -rf $(VENV) sedc-demo sedc-out bench-out .pytest_cache mutants mutants-run.log .hypothesis

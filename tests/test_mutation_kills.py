@@ -56,3 +56,239 @@ def test_seed_api_by_hand_uses_its_mode_and_batch_size(api):
     # the default mode is "mean": on this all-ones image it removes nothing, so nothing is found
     _, segments, _, new_class, original = getattr(sedc, api)(tb.image(), flip_on_segment_1(), SEG3)
     assert (segments, new_class, original) == ([], 0, 0)
+
+
+def test_compat_defaults_mode_mean_seed_0_and_batch_size_8():
+    from conftest import RegionModel, grid_segments, zeros_fill
+
+    image = tb.image(3)
+    torch.testing.assert_close(sedc.create_perturbation_mask(image, SEG3), image, rtol=0, atol=0)
+    np.testing.assert_array_equal(sedc.create_perturbation_mask(image, SEG3, "random")[0].permute(1, 2, 0).numpy(),
+                                  random_fill_array(1, 6, 2, 0))
+    # nine segments, nothing flips: step 1 has 9 candidates (batches 5 + 4), the next steps 8 each
+    seg = grid_segments(3, 3)
+    model = RegionModel(seg, np.zeros((9, 2), np.float32), np.array([1.0, 0.0], np.float32))
+    _, segments, _, new_class, original = sedc.sedc_pytorch_batch(torch.ones(1, 1, 12, 12), model, seg, zeros_fill)
+    sizes = [len(batch) for batch in model.calls]
+    assert (segments, new_class, original) == ([], 0, 0)
+    assert sizes[:3] == [1, 5, 4] and max(sizes) == 8 and 8 in sizes
+
+
+# ---------------------------------------------------------------------------- evaluation.py
+def test_is_out_of_memory():
+    from sedc.core.evaluation import is_out_of_memory
+
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("no text that says so"))
+    assert is_out_of_memory(RuntimeError("CUDA Out Of Memory. Tried to allocate 2 GiB"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_batch_sizer_needs_a_strict_gain_to_grow():
+    from sedc.core.evaluation import BatchSizer
+
+    sizer = BatchSizer("auto", torch.device("cpu"), min_gain=0.5, samples=1)
+    for n, per_image in ((2, 1.0), (2, 1.0), (4, 0.5), (4, 0.5)):  # warm-up, then one sample each
+        sizer.record(n, per_image * n)
+    assert sizer.settled and sizer.size == 4  # 0.5 is not < (1 - 0.5) * 1.0: growth stops at 4
+
+
+def test_batch_sizer_shrink():
+    from sedc.core.evaluation import BatchSizer
+
+    sizer = BatchSizer("auto", torch.device("cpu"), samples=2)
+    for n, per_image in ((2, 1.0),) * 3 + ((4, 0.5),) * 3 + ((8, 0.2),) * 2:  # warm-up + 2 samples each
+        sizer.record(n, per_image * n)
+    assert sizer.size == 8 and sorted(sizer.per_image) == [2, 4] and len(sizer._seen) == 1
+    assert sizer.shrink() == 4 and sizer.size == sizer.cap == 4  # out of memory with a sample pending
+    assert sorted(sizer.per_image) == [2, 4] and sizer._seen == []
+    sizer.record(4, 4 * 0.5)  # measuring goes on at the new size
+    assert len(sizer._seen) == 1
+    assert sizer.shrink() == 2 and sizer.cap == 2 and sorted(sizer.per_image) == [2]
+    assert sizer.shrink() == 1 and sizer.cap == 1
+    with pytest.raises(MemoryError, match="batch of one image"):
+        sizer.shrink()
+
+
+# ---------------------------------------------------------------------------- perturbation.py
+def _photo(height=32, width=32):
+    from conftest import load_photo
+
+    return load_photo("coffee", max(height, width))[:height, :width]
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (15, 20), (20, 15), (10, 10)])
+def test_blur_fill_equals_opencv_at_every_size(shape):
+    import cv2
+
+    from sedc.core.perturbation import gaussian_blur, make_fill
+
+    photo = _photo(*shape)
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    seg = torch.zeros(shape, dtype=torch.int64)
+    fill = make_fill(image, seg, "blur")
+    assert fill.dtype == torch.float32 and fill.shape == image.shape
+    want = cv2.GaussianBlur(photo, (31, 31), 0)
+    np.testing.assert_allclose(fill[0].permute(1, 2, 0).numpy(), want, atol=1e-5)
+    # an explicit sigma is used, on both paths (torch and the small-image OpenCV fallback)
+    sharp = gaussian_blur(image, 31, sigma=2.0)
+    assert sharp.dtype == torch.float32
+    np.testing.assert_allclose(sharp[0].permute(1, 2, 0).numpy(), cv2.GaussianBlur(photo, (31, 31), 2.0), atol=1e-5)
+
+
+def test_blur_kernel_size_is_checked():
+    from sedc.core.perturbation import gaussian_blur
+
+    image = torch.from_numpy(_photo()).permute(2, 0, 1)[None]
+    torch.testing.assert_close(gaussian_blur(image, 1), image)  # a 1x1 kernel changes nothing
+    assert gaussian_blur(image, 3).shape == image.shape
+    for ksize in (0, 2, -1, 4):
+        with pytest.raises(ValueError, match="positive odd"):
+            gaussian_blur(image, ksize)
+
+
+@pytest.mark.parametrize("mode", ["harmonic", "inpaint", "inpaint_telea"])
+def test_inpainting_fills_are_the_named_method(mode):
+    from sedc.core.perturbation import make_fill
+    from sedc.imaging.inpaint import harmonic_inpaint, opencv_inpaint
+
+    photo = _photo()
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    seg = np.kron(np.arange(16).reshape(4, 4), np.ones((8, 8), np.int64)) * 3 + 5  # labels 5, 8, ...
+    fill = make_fill(image, torch.from_numpy(seg), mode)
+    if mode == "harmonic":
+        want = harmonic_inpaint(image, torch.from_numpy(np.unique(seg, return_inverse=True)[1].reshape(seg.shape)))
+    else:
+        filled = opencv_inpaint(photo, seg, method="telea" if mode == "inpaint_telea" else "ns")
+        want = torch.from_numpy(filled.transpose(2, 0, 1).copy())[None]
+    torch.testing.assert_close(fill, want, rtol=0, atol=1e-6)
+    assert fill.dtype == torch.float32
+    if mode == "inpaint":
+        other = opencv_inpaint(photo, seg, method="telea")
+        assert not np.allclose(fill[0].permute(1, 2, 0).numpy(), other)  # NS and Telea do differ here
+
+
+# ---------------------------------------------------------------------------- reference.py
+class ChangedIsClass1(torch.nn.Module):
+    """Class 0 for the image it was made with, class 1 for any changed one."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        super().__init__()
+        self.original = torch.from_numpy(image).permute(2, 0, 1)[None]
+
+    def forward(self, x):
+        changed = (x != self.original).flatten(1).any(dim=1).float()
+        return torch.stack([1 - changed, changed], dim=1)
+
+
+def test_reference_defaults_and_pass_through():
+    from sedc.core import reference
+
+    from sedc.core.perturbation import gaussian_blur
+
+    ones = np.ones((8, 8, 1), np.float32)
+    ones[0, 0] = 0.5  # blur must change something
+    seg = np.kron(np.arange(4).reshape(2, 2), np.ones((4, 4), np.int64))
+    predictor = reference.TorchPredictor(ChangedIsClass1(ones))
+    assert predictor.n_calls == 0 and predictor.model_time == 0.0 and predictor.device == torch.device("cpu")
+    for search, extra in ((reference.sedc, ()), (reference.sedc_t, (1,))):
+        # default mode is blur: the first segment, filled with the blurred image
+        ref = search(ones, reference.TorchPredictor(ChangedIsClass1(ones)), seg, *extra)
+        blurred = gaussian_blur(torch.from_numpy(ones).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+        assert ref.found and ref.segments_in_explanation == [0]
+        np.testing.assert_allclose(ref.perturbation[:4, :4], blurred[:4, :4], atol=1e-6)
+        # random: seed 0 by default, and the seed given is used
+        for seed in (None, 5):
+            kwargs = {} if seed is None else {"seed": seed}
+            ref = search(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(ChangedIsClass1(ones * 0 + 1)), seg,
+                         *extra, mode="random", **kwargs)
+            noise = random_fill_array(8, 8, 1, seed or 0)
+            np.testing.assert_array_equal(ref.perturbation[:4, :4], noise[:4, :4])
+        # max_evals is passed on
+        never = reference.TorchPredictor(lambda x: torch.tensor([[1.0, 0.0, 0.0]] * len(x)))
+        ref = search(np.ones((8, 8, 1), np.float32), never, seg, *(extra and (2,)), mode="mean", max_evals=3)
+        assert ref.n_evaluations == 3 == never.n_calls and ref.stop_reason == "max_evals" and not ref.found
+
+
+def test_torch_predictor_takes_float64_batches():
+    from sedc.core import reference
+
+    seen = []
+    predictor = reference.TorchPredictor(lambda x: seen.append(x.dtype) or torch.zeros(len(x), 2))
+    scores = predictor.predict(np.ones((1, 4, 4, 3), np.float64))
+    assert seen == [torch.float32] and scores.dtype == np.float32 and predictor.n_calls == 1
+    assert 0 < predictor.model_time < 60
+
+
+@pytest.mark.parametrize("mode", ["mean", "blur", "random", "inpaint", "inpaint_telea", "harmonic", "callable",
+                                  "array"])
+def test_reference_fills_equal_the_engines(mode):
+    """reference.perturbed_image (numpy / OpenCV, as the original) against make_fill (torch)."""
+    from sedc.core import reference
+    from sedc.core.perturbation import make_fill
+
+    photo = _photo(24, 20)
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    seg = np.kron(np.arange(12).reshape(4, 3), np.ones((6, 7), np.int64))[:24, :20] * 2 + 1
+    seen = []
+
+    def by_segment(img, segments):  # a callable fill that needs the segments (torch or numpy)
+        seen.append(type(img))
+        labels = segments if isinstance(segments, np.ndarray) else segments.cpu().numpy()
+        value = (labels % 5 / 5.0).astype(np.float32)
+        if isinstance(img, torch.Tensor):
+            return torch.from_numpy(value[None].repeat(3, 0)[None])
+        return value[:, :, None].repeat(3, 2)
+
+    given = {"callable": by_segment, "array": photo[::-1].copy()}.get(mode, mode)
+    want = make_fill(image, torch.from_numpy(seg), given, seed=4)[0].permute(1, 2, 0).numpy()
+    got = reference.perturbed_image(photo, seg, given, seed=4)
+    assert got.shape == photo.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=2e-5 if mode == "harmonic" else 1e-6)
+    if mode == "random":
+        assert not np.allclose(got, reference.perturbed_image(photo, seg, "random"))  # seed 0 differs
+        np.testing.assert_array_equal(reference.perturbed_image(photo, seg, "random"), random_fill_array(24, 20, 3, 0))
+    if mode == "callable":
+        assert seen == [torch.Tensor, np.ndarray]
+    gray = reference.perturbed_image(photo[:, :, :1], seg, given if mode != "array" else photo[::-1, :, :1].copy(),
+                                     seed=4) if mode not in ("callable",) else None
+    if gray is not None:
+        assert gray.shape == (24, 20, 1)
+
+
+def test_reference_unknown_mode_and_float64_images():
+    from sedc.core import reference
+
+    with pytest.raises(ValueError, match="unknown mode 'sharpen'"):
+        reference.perturbed_image(np.ones((4, 4, 3), np.float32), np.zeros((4, 4), np.int64), "sharpen")
+    ones = np.ones((8, 8, 1))  # float64: the reference works in float32 as the original does
+    seg = np.kron(np.arange(4).reshape(2, 2), np.ones((4, 4), np.int64))
+    seen = []
+
+    def zeros_by_segment(img, segments):
+        seen.append((img.dtype, segments.shape))
+        return np.zeros_like(img)
+
+    ref = reference.sedc(ones, reference.TorchPredictor(ChangedIsClass1(ones.astype(np.float32))), seg,
+                         mode=zeros_by_segment)
+    assert seen == [(np.float32, (8, 8))]
+    assert ref.found and ref.explanation.dtype == np.float32 and ref.perturbation.dtype == np.float32
+
+
+def test_torch_predictor_adds_up_model_time():
+    import time
+
+    from sedc.core import reference
+
+    def slow_then_fast(x, calls=[]):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.05)
+        return torch.zeros(len(x), 2)
+
+    predictor = reference.TorchPredictor(slow_then_fast)
+    start = time.perf_counter()
+    predictor.predict(np.ones((1, 2, 2, 1), np.float32))
+    predictor.predict(np.ones((1, 2, 2, 1), np.float32))
+    wall = time.perf_counter() - start
+    assert predictor.n_calls == 2 and 0.05 <= predictor.model_time <= wall

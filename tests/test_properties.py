@@ -167,7 +167,7 @@ def test_explain_equals_the_reference(problem):
         assert e.n_evaluations == 2 ** n
 
 
-@given(problems(), st.booleans(), st.data())
+@given(st.one_of(problems(), decoy_problems()), st.booleans(), st.data())
 def test_a_limit_only_truncates_the_evaluated_sets(problem, prune, data):
     table, segments, target = problem
     full, full_seen, _ = explain(table, segments, target, batch_size=1, prune=prune)
