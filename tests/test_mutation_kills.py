@@ -292,3 +292,35 @@ def test_torch_predictor_adds_up_model_time():
     predictor.predict(np.ones((1, 2, 2, 1), np.float32))
     wall = time.perf_counter() - start
     assert predictor.n_calls == 2 and 0.05 <= predictor.model_time <= wall
+
+
+# ---------------------------------------------------------------------------- search.py
+def test_targeted_pruning_picks_the_highest_target_score_of_a_pass():
+    # SEDC-T toward class 2; found [0, 1, 3, 4, 5] after 21 evaluations. Pruning passes find
+    # several counterfactuals at once and keep the one with the highest class-2 score each time,
+    # ending on [0, 3, 4]: scores 1 - .5 + .125 + .25 = .875, .5 + .25 + .25 + .125 = 1.125 and
+    # .25 + .125 + .5 + .5 = 1.375 for class 2.
+    weights = [[-0.5, 0.25, 0.125], [-0.5, -0.5, -0.25], [0.0, 0.5, 0.125], [0.125, 0.25, 0.5],
+               [0.25, 0.125, 0.5], [-0.5, 0.25, 0.0]]
+    table = tb.table_from([1.0, 0.5, 0.25], weights)
+    seg = np.arange(6)[None]
+    plain = sedc.explain(tb.image(), tb.TableModel([table]), seg, mode=tb.fill, target=2)
+    assert (plain.segments, plain.n_evaluations) == ([0, 1, 3, 4, 5], 21)
+    for batch_size in (1, 3, "auto"):
+        e = sedc.explain(tb.image(), tb.TableModel([table]), seg, mode=tb.fill, target=2, prune=True,
+                         batch_size=batch_size)
+        assert (e.segments, e.new_class, e.new_score, e.original_class_score) == ([0, 3, 4], 2, 1.375, 0.875)
+        assert e.n_evaluations == 29 and e.stop_reason == "found"
+
+
+def test_reference_max_evals_inside_an_expansion():
+    from sedc.core import reference
+
+    seg = np.kron(np.arange(4).reshape(2, 2), np.ones((4, 4), np.int64))
+    for max_evals in (3, 5, 7):  # in step 1, at its end, inside the first expansion
+        never = reference.TorchPredictor(lambda x: torch.tensor([[1.0, 0.0]] * len(x)))
+        ref = reference.sedc(np.ones((8, 8, 1), np.float32), never, seg, "mean", max_evals=max_evals)
+        assert (ref.found, ref.stop_reason, ref.n_evaluations, never.n_calls) == (False, "max_evals", max_evals,
+                                                                                 max_evals)
+        assert ref.explanation.shape == (8, 8, 1) and not ref.explanation.any() and ref.segments_in_explanation == []
+        np.testing.assert_array_equal(ref.perturbation, np.ones((8, 8, 1), np.float32))

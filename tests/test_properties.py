@@ -138,7 +138,8 @@ def check_answer(e, table, segments, target, seen_pixels):
                                                            * removed[:, None]))
 
 
-@given(problems())
+@settings(max_examples=60)
+@given(st.one_of(problems(), decoy_problems()))
 def test_explain_equals_the_reference(problem):
     table, segments, target = problem
     e, seen, model = explain(table, segments, target, batch_size=1)
@@ -188,11 +189,11 @@ def test_a_limit_only_truncates_the_evaluated_sets(problem, prune, data):
         check_answer(e, table, segments, target, labels_sets(seen, segments))
 
 
-@given(decoy_problems())
-def test_pruning_ends_on_an_irreducible_counterfactual(problem):
+@given(decoy_problems(), st.sampled_from([1, 2, "auto"]))
+def test_pruning_ends_on_an_irreducible_counterfactual(problem, batch_size):
     table, segments, target = problem
     plain, plain_seen, _ = explain(table, segments, target)
-    e, seen, _ = explain(table, segments, target, prune=True)
+    e, seen, _ = explain(table, segments, target, prune=True, batch_size=batch_size)
     assert len(seen) == len(set(seen)) == e.n_evaluations
     assert e.found == plain.found and e.stop_reason == plain.stop_reason
     if not e.found:
