@@ -32,12 +32,15 @@ mutation-smoke: $(STAMP)
 # The full mutation score (docs/mutation.md): mutmut, pinned, with the config in pyproject.toml
 # ([tool.mutmut]), on the core against the fast core tests. Long (see docs/mutation.md); not in CI.
 # One OpenMP thread: a forked mutant child that reuses its parent's thread pool deadlocks.
-MUTMUT ?= mutmut==3.8.1
+# pytest-timeout ends a test a mutant sent into an endless loop after 30 s (a kill), instead of
+# mutmut's CPU-time limit, minutes for the core's functions.
+MUTMUT ?= mutmut==3.8.1 pytest-timeout==2.4.0
 MUTATION_JOBS ?= 2
 mutation: $(STAMP)
-	$(BIN)/python -m pip install -q "$(MUTMUT)"
+	$(BIN)/python -m pip install -q $(MUTMUT)
 	rm -rf mutants
 	env -u PYTHONPATH HYPOTHESIS_PROFILE=mutation OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		PYTEST_ADDOPTS="--timeout=30 --timeout-method=signal" \
 		$(BIN)/mutmut run --max-children $(MUTATION_JOBS) > mutants-run.log 2>&1 || (tail -c 3000 mutants-run.log; exit 1)
 	$(BIN)/python tools/mutation_report.py --survivors
 
