@@ -38,6 +38,13 @@ def test_compat_helpers_by_hand():
         np.testing.assert_array_equal(perturbed[0, 1, 0].numpy(), [3 / 8] * 6)
     with pytest.raises(ValueError, match="the fill has shape"):
         sedc.create_perturbed_image(image, torch.zeros(1, 2, 1, 5), SEG3, [1])
+    # the segments reach the fill (harmonic and inpainting fills need them)
+    from sedc.core.perturbation import make_fill
+
+    photo = torch.from_numpy(_photo(8, 12)).permute(2, 0, 1)[None]
+    seg = np.kron(np.arange(6).reshape(2, 3), np.ones((4, 4), np.int64))
+    torch.testing.assert_close(sedc.create_perturbation_mask(photo, seg, "harmonic"),
+                               make_fill(photo, torch.from_numpy(seg), "harmonic"))
     mask = sedc.create_explanation_mask(image, SEG3, [1, 2])
     assert mask.shape == (1, 6, 2)
     np.testing.assert_array_equal(mask[0], [[0, 0], [0, 0], [1, 3 / 8], [1, 3 / 8], [1, 3 / 8], [1, 3 / 8]])
@@ -324,3 +331,33 @@ def test_reference_max_evals_inside_an_expansion():
                                                                                  max_evals)
         assert ref.explanation.shape == (8, 8, 1) and not ref.explanation.any() and ref.segments_in_explanation == []
         np.testing.assert_array_equal(ref.perturbation, np.ones((8, 8, 1), np.float32))
+
+
+def test_reference_targeted_priority_by_hand():
+    # SEDC-T toward class 2 from class 0 (base 1, .5, .25). Singles, as (scores; priority t - c):
+    # {0} (.5, .625, .125; -.375)  {1} (.875, .25, .75; -.125)  {2} (.75, .25, .5; -.25)
+    # {3} (1.25, .625, .5; -.75): no target; {1} has the highest priority. Its children: {0,1}
+    # (.375, .375, .625) and {1,2} (.625, 0, 1) reach class 2, {1,3} does not; {1,2} has the higher
+    # class-2 score. Expanding {0} instead (first joined) would answer {0, 1}.
+    from sedc.core import reference
+
+    weights = [[-0.5, 0.125, -0.125], [-0.125, -0.25, 0.5], [-0.25, -0.25, 0.25], [0.25, 0.125, 0.25]]
+    table = tb.table_from([1.0, 0.5, 0.25], weights)
+    seg = np.arange(4)[None]
+    ref = reference.sedc_t(tb.image_hwc(0, 4), reference.TorchPredictor(tb.TableModel([table])), seg, 2,
+                           tb.fill_hwc(0, 4))
+    assert (ref.found, sorted(ref.segments_in_explanation), ref.new_class, ref.n_evaluations) == (True, [1, 2], 2, 8)
+    e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, target=2)
+    assert (e.segments, e.new_score, e.n_evaluations) == ([1, 2], 1.0, 8)
+
+
+def test_reference_fill_arrays_and_callables_are_float32_of_the_image_shape():
+    from sedc.core import reference
+
+    photo = _photo(8, 6)[:, :, :1]  # one channel: (8, 6, 1)
+    seg = np.zeros((8, 6), np.int64)
+    flat = np.linspace(0, 1, 48).reshape(8, 6)  # float64, (H, W): reshaped to (H, W, 1)
+    for mode in (flat, lambda image, segments: flat):
+        fill = reference.perturbed_image(photo, seg, mode)
+        assert fill.shape == (8, 6, 1) and fill.dtype == np.float32
+        np.testing.assert_array_equal(fill[:, :, 0], flat.astype(np.float32))
