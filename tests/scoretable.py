@@ -55,11 +55,13 @@ class TableModel(torch.nn.Module):
         self.register_buffer("pairs", torch.as_tensor(np.stack([t.pairs for t in tables]), dtype=torch.float32))
         self.seen: list[tuple[int, frozenset]] = []  # (image id, removed pixel positions), in order
         self.batches: list[int] = []
+        self.batch_ids: list[list[int]] = []  # the image id of each row, per model call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ids = torch.round(x[:, 1, 0, 0] * 8).long()
         removed = 1 - x[:, 0, 0, :]
         self.batches.append(x.shape[0])
+        self.batch_ids.append(ids.tolist())
         for i, row in zip(ids.tolist(), removed):
             self.seen.append((i, frozenset(np.flatnonzero(row.numpy() > 0.5).tolist())))
         linear = torch.einsum("bp,bpk->bk", removed, self.weights[ids])

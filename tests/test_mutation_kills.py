@@ -361,3 +361,20 @@ def test_reference_fill_arrays_and_callables_are_float32_of_the_image_shape():
         fill = reference.perturbed_image(photo, seg, mode)
         assert fill.shape == (8, 6, 1) and fill.dtype == np.float32
         np.testing.assert_array_equal(fill[:, :, 0], flat.astype(np.float32))
+
+
+# ---------------------------------------------------------------------------- engine.py
+def test_explain_many_shares_model_batches_across_images():
+    # Three images whose searches change nothing: each evaluates all 63 non-empty sets. With a
+    # window of 3 their candidates share model batches (the scale runner falls back to one image
+    # per batch only when a shared batch fails, so a broken shared path would go unnoticed).
+    tables = [tb.table_from([1.0, 0.0], [[0.0, 0.0]] * 6) for _ in range(3)]
+    model = tb.TableModel(tables)
+    seg = np.arange(6)[None]
+    results = sedc.explain_many([tb.image(i) for i in range(3)], model, seg, mode=tb.fill, window=3, batch_size=64)
+    assert [(e.found, e.stop_reason, e.n_evaluations) for e in results] == [(False, "exhausted", 64)] * 3
+    assert len(model.seen) == len(set(model.seen)) == 3 * 64  # no candidate scored twice
+    shared = [ids for ids in model.batch_ids if len(set(ids)) > 1]
+    assert shared and max(len(set(ids)) for ids in shared) == 3
+    for ids in model.batch_ids:  # each image's rows are contiguous, in job order
+        assert ids == sorted(ids)
