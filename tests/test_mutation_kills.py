@@ -378,3 +378,18 @@ def test_explain_many_shares_model_batches_across_images():
     assert shared and max(len(set(ids)) for ids in shared) == 3
     for ids in model.batch_ids:  # each image's rows are contiguous, in job order
         assert ids == sorted(ids)
+
+
+def test_a_limit_reached_while_pruning_keeps_the_search_answer():
+    # singles {0} (.75, .25), {1} and {2} (.875, .75), {3} (1, .5); {0} expands first, then {0,1};
+    # {0,1,2} (.5, .75) flips after 10 evaluations. Pruning evaluates {1,2} (.75, 1): it flips too.
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.arange(4)[None]
+
+    def run(**options):
+        return sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, prune=True, **options)
+
+    assert (run().segments, run().n_evaluations) == ([1, 2], 11)
+    for batch_size in (1, 4):
+        e = run(max_evals=10, batch_size=batch_size)  # the budget ends with the search: no pruning
+        assert (e.segments, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
