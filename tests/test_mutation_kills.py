@@ -393,3 +393,10 @@ def test_a_limit_reached_while_pruning_keeps_the_search_answer():
     for batch_size in (1, 4):
         e = run(max_evals=10, batch_size=batch_size)  # the budget ends with the search: no pruning
         assert (e.segments, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
+
+
+def test_a_generous_max_time_changes_nothing():
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.arange(4)[None]
+    e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, max_time=3600.0)
+    assert (e.segments, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
