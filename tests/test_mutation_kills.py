@@ -400,3 +400,33 @@ def test_a_generous_max_time_changes_nothing():
     seg = np.arange(4)[None]
     e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, max_time=3600.0)
     assert (e.segments, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
+
+
+def test_explain_many_batches_respect_the_batch_size():
+    tables = [tb.table_from([1.0, 0.0], [[0.0, 0.0]] * 6) for _ in range(3)]
+    model = tb.TableModel(tables)
+    seg = np.arange(6)[None]
+    results = sedc.explain_many([tb.image(i) for i in range(3)], model, seg, mode=tb.fill, window=3, batch_size=8)
+    assert [e.n_evaluations for e in results] == [64] * 3
+    assert max(model.batches) == 8 and any(len(set(ids)) > 1 for ids in model.batch_ids)
+
+
+class SlowTable(tb.TableModel):
+    def forward(self, x):
+        import time
+
+        time.sleep(0.01)
+        return super().forward(x)
+
+
+def test_elapsed_and_segmentation_of_the_result():
+    import time
+
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.array([[7, 3, 5, 9]])
+    start = time.perf_counter()
+    e = sedc.explain(tb.image(0, 4), SlowTable([table]), seg, mode=tb.fill, batch_size=1)
+    wall = time.perf_counter() - start
+    assert e.n_evaluations == 10
+    assert 0.009 * 9 <= e.elapsed <= wall  # the nine search evaluations, not the first image's
+    np.testing.assert_array_equal(e.segmentation, seg)
