@@ -430,3 +430,19 @@ def test_elapsed_and_segmentation_of_the_result():
     assert e.n_evaluations == 10
     assert 0.009 * 9 <= e.elapsed <= wall  # the nine search evaluations, not the first image's
     np.testing.assert_array_equal(e.segmentation, seg)
+
+
+def test_elapsed_ends_when_the_search_ends_not_when_the_result_is_built():
+    # Two identical searches finish in the same round; iter_explain builds each result when it is
+    # about to yield it, so the second is built after the consumer's pause, which must not count.
+    import time
+
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.arange(4)[None]
+    results = []
+    for index, e in sedc.iter_explain([tb.image(0, 4)] * 2, tb.TableModel([table]), seg, mode=tb.fill, window=2,
+                                      batch_size=8):
+        results.append(e)
+        time.sleep(0.6)
+    assert [e.n_evaluations for e in results] == [10, 10]
+    assert all(e.elapsed < 0.5 for e in results), [e.elapsed for e in results]
