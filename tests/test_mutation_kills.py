@@ -446,3 +446,20 @@ def test_elapsed_ends_when_the_search_ends_not_when_the_result_is_built():
         time.sleep(0.6)
     assert [e.n_evaluations for e in results] == [10, 10]
     assert all(e.elapsed < 0.5 for e in results), [e.elapsed for e in results]
+
+
+def test_explain_random_fill_uses_seed_0_by_default_and_float32_outputs():
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.arange(4)[None]
+
+    class AnyChangeFlips(torch.nn.Module):
+        def forward(self, x):
+            changed = (x[:, 0] != 1).flatten(1).any(dim=1).float()
+            return torch.stack([1 - changed, changed], dim=1)
+
+    e = sedc.explain(tb.image(0, 4), AnyChangeFlips(), seg, mode="random")
+    noise = random_fill_array(1, 4, 2, 0)
+    assert e.segments == [0]
+    np.testing.assert_array_equal(e.perturbed_image[0, :, 0, 0].numpy(), noise[0, 0])
+    assert e.explanation_image.dtype == np.float32
+    assert sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill).explanation_image.dtype == np.float32
