@@ -463,3 +463,32 @@ def test_explain_random_fill_uses_seed_0_by_default_and_float32_outputs():
     np.testing.assert_array_equal(e.perturbed_image[0, :, 0, 0].numpy(), noise[0, 0])
     assert e.explanation_image.dtype == np.float32
     assert sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill).explanation_image.dtype == np.float32
+
+
+def test_target_equal_to_the_number_of_classes_is_refused():
+    table = tb.table_from([1.0, 0.5], [[0.0, 0.0]] * 4)
+    with pytest.raises(ValueError, match="target must be a class index in 0..1; got 2"):
+        sedc.explain(tb.image(0, 4), tb.TableModel([table]), np.arange(4)[None], mode=tb.fill, target=2)
+
+
+def test_explain_passes_seed_and_channels_last_on():
+    class AnyChangeFlips(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(2, 1, 1)  # makes channels_last="auto" choose channels-last
+            self.layouts = []
+
+        def forward(self, x):
+            if x.shape[0] > 1:  # (a batch of one is contiguous in both layouts)
+                self.layouts.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+            changed = (x[:, 0] != 1).flatten(1).any(dim=1).float()
+            return torch.stack([1 - changed, changed], dim=1)
+
+    image = torch.ones(1, 2, 2, 2)
+    seg = np.arange(4).reshape(2, 2)
+    e = sedc.explain(image, AnyChangeFlips(), seg, mode="random", seed=5)
+    np.testing.assert_array_equal(e.perturbed_image[0, :, 0, 0].numpy(), random_fill_array(2, 2, 2, 5)[0, 0])
+    for option, want in (("auto", True), (True, True), (False, False)):
+        model = AnyChangeFlips()
+        sedc.explain(image, model, seg, mode="mean", channels_last=option, batch_size=4)
+        assert model.layouts and set(model.layouts) == {want}, (option, model.layouts)
