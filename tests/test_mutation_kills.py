@@ -492,3 +492,18 @@ def test_explain_passes_seed_and_channels_last_on():
         model = AnyChangeFlips()
         sedc.explain(image, model, seg, mode="mean", channels_last=option, batch_size=4)
         assert model.layouts and set(model.layouts) == {want}, (option, model.layouts)
+
+
+def test_no_segments_means_the_papers_quickshift_and_mode_names():
+    from sedc.imaging.segmentation import segment
+
+    photo = _photo(32, 32)
+    model = flip_on_segment_1()  # any model: only the segmentation and the mode's name matter here
+
+    def first_channels(x):
+        return model(torch.cat([x[:, :1], torch.zeros_like(x[:, :1])], 1)[:, :, :1, :6])
+
+    e = sedc.explain(photo, first_channels, None, mode="mean", max_evals=2)
+    np.testing.assert_array_equal(e.segmentation, segment(photo, "quickshift"))
+    assert e.mode == "mean"
+    assert sedc.explain(photo, first_channels, None, mode=lambda image, seg: image * 0, max_evals=2).mode == "custom"
