@@ -473,9 +473,10 @@ def test_target_equal_to_the_number_of_classes_is_refused():
 
 def test_explain_passes_seed_and_channels_last_on():
     class AnyChangeFlips(torch.nn.Module):
-        def __init__(self):
+        def __init__(self, conv=True):
             super().__init__()
-            self.conv = torch.nn.Conv2d(2, 1, 1)  # makes channels_last="auto" choose channels-last
+            if conv:
+                self.conv = torch.nn.Conv2d(2, 1, 1)  # makes channels_last="auto" choose channels-last
             self.layouts = []
 
         def forward(self, x):
@@ -488,8 +489,9 @@ def test_explain_passes_seed_and_channels_last_on():
     seg = np.arange(4).reshape(2, 2)
     e = sedc.explain(image, AnyChangeFlips(), seg, mode="random", seed=5)
     np.testing.assert_array_equal(e.perturbed_image[0, :, 0, 0].numpy(), random_fill_array(2, 2, 2, 5)[0, 0])
-    for option, want in (("auto", True), (True, True), (False, False)):
-        model = AnyChangeFlips()
+    for option, conv, want in (("auto", True, True), ("auto", False, False), (True, False, True),
+                               (False, True, False)):
+        model = AnyChangeFlips(conv)
         sedc.explain(image, model, seg, mode="mean", channels_last=option, batch_size=4)
         assert model.layouts and set(model.layouts) == {want}, (option, model.layouts)
 
