@@ -509,3 +509,12 @@ def test_no_segments_means_the_papers_quickshift_and_mode_names():
     np.testing.assert_array_equal(e.segmentation, segment(photo, "quickshift"))
     assert e.mode == "mean"
     assert sedc.explain(photo, first_channels, None, mode=lambda image, seg: image * 0, max_evals=2).mode == "custom"
+
+
+def test_a_stopped_search_hands_out_nothing():
+    from sedc.core.search import Search
+
+    search = Search(3, original_class=0, original_score=1.0)
+    assert search.take(1) == [1]
+    search.stop("max_evals")
+    assert search.done and search.available() == 0 and search.take(5) == [] and search.best is None
