@@ -518,3 +518,16 @@ def test_a_stopped_search_hands_out_nothing():
     assert search.take(1) == [1]
     search.stop("max_evals")
     assert search.done and search.available() == 0 and search.take(5) == [] and search.best is None
+
+
+def test_frontier_ties_across_steps_go_to_the_entry_that_joined_first():
+    # {3} (priority .5, joined in step 1) ties with {0,2} and {2,3} (.5, joined in step 2) when
+    # the search next picks an entry: {3} joined first, so its child {0,3} is the answer. Ordering
+    # ties by the set's bits instead would expand {0,2} (bits 0b0101 < 0b1000) first.
+    table = tb.table_from([1.0, 0.25], [[-0.25, 0.25], [-0.125, 0.25], [-0.5, -0.5], [-0.5, -0.125]],
+                          {(0, 1): [0.25, 0], (0, 2): [0.25, 0.25], (0, 3): [0, 0.5], (1, 2): [0, -0.25],
+                           (2, 3): [0.5, 0]})
+    model = tb.TableModel([table])
+    e = sedc.explain(tb.image(0, 4), model, np.arange(4)[None], mode=tb.fill, batch_size=4)
+    assert (e.segments, e.n_evaluations, e.new_score) == ([0, 3], 13, 0.875)
+    assert [sorted(s) for s in model.seen_by(0)][-2:] == [[0, 3], [1, 3]]
