@@ -531,3 +531,22 @@ def test_frontier_ties_across_steps_go_to_the_entry_that_joined_first():
     e = sedc.explain(tb.image(0, 4), model, np.arange(4)[None], mode=tb.fill, batch_size=4)
     assert (e.segments, e.n_evaluations, e.new_score) == ([0, 3], 13, 0.875)
     assert [sorted(s) for s in model.seen_by(0)][-2:] == [[0, 3], [1, 3]]
+    # the oracle breaks the same ties the same way (toward the entry that joined first)
+    from sedc.core import reference
+
+    ref = reference.sedc(tb.image_hwc(0, 4), reference.TorchPredictor(tb.TableModel([table])), np.arange(4)[None],
+                         tb.fill_hwc(0, 4))
+    assert sorted(ref.segments_in_explanation) == [0, 3] and ref.new_class == 1
+
+
+def test_reference_tie_rule_on_its_own():
+    # The oracle's own tie rule, checked against the engine's answer on a table with ties
+    # (found by comparing the two; the engine's tie rule is pinned by the hand tests above).
+    weights = [[-0.125, -0.125, -0.125], [-0.125, -0.5, 0.5], [0.125, 0.5, 0.5], [-0.25, -0.25, -0.25]]
+    table = tb.table_from([1.0, 0.5, 0.25], weights)
+    seg = np.arange(4)[None]
+    from sedc.core import reference
+
+    e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, batch_size=1)
+    ref = reference.sedc(tb.image_hwc(0, 4), reference.TorchPredictor(tb.TableModel([table])), seg, tb.fill_hwc(0, 4))
+    assert e.segments == sorted(ref.segments_in_explanation) == [0, 1, 2, 3] and e.n_evaluations == 11
