@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sedc-installed
 
-.PHONY: install demo test test-fast bench bench-quick gpu-wheels clean
+.PHONY: install demo test test-fast mutation mutation-smoke bench bench-quick gpu-wheels clean
 
 install: $(STAMP)
 
@@ -23,6 +23,26 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(BIN)/python tools/mutation_smoke.py
+
+# The quick subset of `make mutation`: six known mutants of the core, each must fail a test (< 1 min).
+mutation-smoke: $(STAMP)
+	$(BIN)/python tools/mutation_smoke.py
+
+# The full mutation score (docs/mutation.md): mutmut, pinned, with the config in pyproject.toml
+# ([tool.mutmut]), on the core against the fast core tests. Long (see docs/mutation.md); not in CI.
+# One OpenMP thread: a forked mutant child that reuses its parent's thread pool deadlocks.
+# pytest-timeout ends a test a mutant sent into an endless loop after 30 s (a kill), instead of
+# mutmut's CPU-time limit, minutes for the core's functions.
+MUTMUT ?= mutmut==3.8.1 pytest-timeout==2.4.0
+MUTATION_JOBS ?= 2
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q $(MUTMUT)
+	rm -rf mutants
+	env -u PYTHONPATH HYPOTHESIS_PROFILE=mutation OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		PYTEST_ADDOPTS="--timeout=30 --timeout-method=signal" \
+		$(BIN)/mutmut run --max-children $(MUTATION_JOBS) > mutants-run.log 2>&1 || (tail -c 3000 mutants-run.log; exit 1)
+	$(BIN)/python tools/mutation_report.py --survivors
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
@@ -38,4 +58,4 @@ gpu-wheels:
 	bash benchmarks/gpu_wheels.sh
 
 clean:
-	rm -rf $(VENV) sedc-demo sedc-out bench-out .pytest_cache
+	rm -rf $(VENV) sedc-demo sedc-out bench-out .pytest_cache mutants mutants-run.log .hypothesis
