@@ -104,7 +104,7 @@ def perturbed_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: in
             mask[segments == j] = 255
             inpainted = cv2.inpaint(image_absolute, mask.astype("uint8"), 3, flag).reshape(image.shape)
             fill[segments == j] = inpainted[segments == j] / 255.0
-        return fill
+        return fill.astype(np.float32)  # as every other fill (the perturbed image is float32 anyway)
     if mode == "harmonic":
         from ..imaging.inpaint import harmonic_inpaint
 
