@@ -307,7 +307,8 @@ def test_quick_run_writes_json(tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["ok"] and doc["comparison"]["all_match"] and doc["comparison"]["mismatches"] == []
     summary = doc["comparison"]["summary"]["mean"]
-    assert set(summary) == {"original", "pytorch", "batch", "explain"}
+    expected = set(measure.default_implementations(torch.device("cpu")))  # + the ONNX rows where installed
+    assert expected >= {"original", "pytorch", "batch", "explain"} and set(summary) == expected
     keys = set()
     for name, s in summary.items():
         assert s["valid"], name
@@ -318,7 +319,7 @@ def test_quick_run_writes_json(tmp_path, capsys):
             keys.add((tuple(sorted(answer["segments"])), answer["new_class"]))
     assert len(keys) == 1
     assert doc["machine"]["cpu_count"] and doc["machine"]["torch"] == torch.__version__
-    assert len(doc["comparison"]["runs"]) == 4
+    assert len(doc["comparison"]["runs"]) == len(expected)
     assert (tmp_path / "b.png").stat().st_size > 1000
     text = capsys.readouterr().out
     assert "SEDC PERFORMANCE COMPARISON SUMMARY" in text and "Speedup:" in text
