@@ -187,12 +187,11 @@ def run_jobs(jobs: Sequence[Job], evaluator: Evaluator) -> None:
 def evaluate_batch(batch: list[tuple[Job, list[int]]], evaluator: Evaluator) -> None:
     """Evaluate ``(job, candidate sets)`` pairs in one model call and feed each job its scores."""
     device = evaluator.device
-    originals, targets, all_sets = [], [], []
+    originals, targets = [], []
     for job, sets in batch:
         o, t = job.original_tensor(len(sets), device)
         originals.append(o)
         targets.append(t)
-        all_sets.append(sets)
     if len(batch) == 1:
         job, sets = batch[0]
         scores = evaluator.score_sets(job.prepared.composer.compose, sets, originals[0], targets[0])
