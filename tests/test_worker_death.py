@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 import pytest
 from test_many import assert_same
-from tinymodels import SENTINEL, RandomExit, TinyNet
+from tinymodels import RandomExit, TinyNet, grid, tiny_image
 
 import sedc
 from sedc import ImageError
@@ -31,16 +31,11 @@ SIDE, CELL = 63, 21  # big enough that a result (about 150 kB) takes several pip
 
 
 def image(seed: int, sentinel: bool = False) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    out = rng.integers(0, 256, size=(SIDE, SIDE, 3)).astype(np.float32) / 256
-    if sentinel:
-        out[0, 0, :] = SENTINEL
-    return out
+    return tiny_image(seed, sentinel, side=SIDE)
 
 
 def cells() -> np.ndarray:
-    n = SIDE // CELL
-    return np.kron(np.arange(n * n).reshape(n, n), np.ones((CELL, CELL), dtype=np.int64))
+    return grid(SIDE, CELL)
 
 
 def test_half_a_message_from_a_dead_writer_is_end_of_file_not_a_wait():

@@ -107,19 +107,19 @@ class BrokenFactory:
         raise RuntimeError("no model here")
 
 
-def tiny_image(seed: int, sentinel: bool = False) -> np.ndarray:
-    """A (SIZE, SIZE, 3) float32 image of multiples of 1/256; optionally SENTINEL at pixel (0, 0)."""
+def tiny_image(seed: int, sentinel: bool = False, side: int = SIZE) -> np.ndarray:
+    """A (side, side, 3) float32 image of multiples of 1/256; optionally SENTINEL at pixel (0, 0)."""
     rng = np.random.default_rng(seed)
-    image = rng.integers(0, 256, size=(SIZE, SIZE, 3)).astype(np.float32) / 256
+    image = rng.integers(0, 256, size=(side, side, 3)).astype(np.float32) / 256
     if sentinel:
         image[0, 0, :] = SENTINEL
     return image
 
 
-def grid() -> np.ndarray:
-    """The 3 x 3 grid label map of the tiny images."""
-    n = SIZE // CELL
-    return np.kron(np.arange(n * n).reshape(n, n), np.ones((CELL, CELL), dtype=np.int64))
+def grid(side: int = SIZE, cell: int = CELL) -> np.ndarray:
+    """The grid label map of square ``cell`` cells (default: the 3 x 3 grid of the tiny images)."""
+    n = side // cell
+    return np.kron(np.arange(n * n).reshape(n, n), np.ones((cell, cell), dtype=np.int64))
 
 
 def load_array(image: np.ndarray) -> np.ndarray:
