@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare SEDC implementations (the seed's ``performance_comparison.py``).
 
-A thin wrapper around :func:`sedc.benchmark.main`; ``sedc benchmark`` is the same command.
+A thin wrapper around :func:`sedc.cli.benchmark.main`; ``sedc benchmark`` is the same command.
 Run ``python benchmarks/performance_comparison.py --help`` for the options, for example::
 
     python benchmarks/performance_comparison.py --quick
@@ -10,7 +10,7 @@ Run ``python benchmarks/performance_comparison.py --help`` for the options, for 
 
 import sys
 
-from sedc.benchmark import main
+from sedc.cli.benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -56,7 +56,7 @@ def photos():
 @pytest.fixture(scope="session")
 def oracle(real_model, photos):
     """The reference's answer (the original search with the torch model), once per (photo, mode)."""
-    from sedc.core import reference
+    from sedc import reference
 
     cache = {}
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from sedc.benchmark import cases, command, measure, report
-from sedc.benchmark import Answer, RunRecord
+from sedc.benchmark import Answer, RunRecord, cases, measure, report
+from sedc.cli import benchmark as command
 
 
 def run(impl, photo, round_, seconds, *, model_seconds=0.0, evals=10, calls=None, segments=(1, 2),

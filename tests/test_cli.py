@@ -24,8 +24,8 @@ from torch import nn
 import sedc
 from sedc import __version__
 from sedc.cli import main, read_rows
+from sedc.imaging.io import load_image
 from sedc.imaging.segmentation import segment
-from sedc.io import load_image
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
 
@@ -162,9 +162,9 @@ def test_benchmark_help_is_its_own(capsys: pytest.CaptureFixture) -> None:
 
 def test_benchmark_passes_arguments_through(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
-    fake = types.ModuleType("sedc.benchmark")
+    fake = types.ModuleType("sedc.cli.benchmark")
     fake.main = lambda argv: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, "sedc.benchmark", fake)
+    monkeypatch.setitem(sys.modules, "sedc.cli.benchmark", fake)
     assert main(["benchmark", "--images", "a b", "-n", "2", "--help"]) == 3
     assert seen == [["--images", "a b", "-n", "2", "--help"]]
 

@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from sedc.cli import main  # noqa: E402
-from sedc.cli.common import UsageError  # noqa: E402
+from sedc.base.errors import UsageError  # noqa: E402
 from sedc.cli.runtime import resolve_runtime  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")

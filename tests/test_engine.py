@@ -6,11 +6,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import RegionModel, grid_segments, load_photo, zeros_fill
 
 import sedc
 from sedc.core.perturbation import gaussian_blur, make_fill
-
-from conftest import RegionModel, grid_segments, load_photo, zeros_fill
 
 
 class TinyNet(torch.nn.Module):
@@ -167,12 +166,12 @@ def test_each_fill_has_the_right_shape_dtype_device_and_range(photo, seg32, mode
                                              ("inpaint_telea", 0)])
 def test_fills_equal_the_references_own(mode, tolerance):
     # The reference computes its fills itself (the original's code): two implementations agree.
-    from sedc.core import reference
+    from sedc import reference
 
     image = load_photo("chelsea", 48)
     segments = grid_segments(6, 6, cell=8) * 3 + 5  # sparse labels
     ours = make_fill(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(segments), mode, seed=7)
-    theirs = reference.perturbed_image(image, segments, mode, seed=7).astype(np.float32)
+    theirs = reference.fill_image(image, segments, mode, seed=7).astype(np.float32)
     np.testing.assert_allclose(ours[0].permute(1, 2, 0).numpy(), theirs, rtol=0, atol=tolerance)
 
 

@@ -1,6 +1,6 @@
 """The fast paths return the reference's counterfactual on real photos with the real model.
 
-The reference (:mod:`sedc.core.reference`, the original one-image-at-a-time numpy search) is the
+The reference (:mod:`sedc.reference`, the original one-image-at-a-time numpy search) is the
 oracle: same segments, same new class, and never more model evaluations.
 """
 
@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import PHOTOS
 
 import sedc
-from sedc.core import reference
-
-from conftest import PHOTOS
+from sedc import reference
 
 pytestmark = pytest.mark.slow
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import RegionModel, grid_segments, zeros_fill
 
 import sedc
 from sedc.core.evaluation import BatchSizer, Evaluator
-
-from conftest import RegionModel, grid_segments, zeros_fill
 
 
 class OomAbove(RegionModel):
@@ -104,7 +103,7 @@ def test_evaluator_keeps_the_number_of_classes():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("mode", ["mean", "blur", "harmonic"])
 def test_cuda_matches_the_cpu_reference(real_model, photos, mode):
-    from sedc.core import reference
+    from sedc import reference
 
     cuda_model = sedc.models.load(device="cuda")
     for name in ("rocket", "astronaut", "coffee"):

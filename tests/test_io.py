@@ -1,4 +1,4 @@
-"""Tests for sedc.io: finding image files, loading them, naming outputs."""
+"""Tests for sedc.imaging.io: finding image files, loading them, naming outputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from sedc.io import IMAGE_EXTENSIONS, ImageLoadError, find_images, image_id, load_image, safe_stem
+from sedc.imaging.io import IMAGE_EXTENSIONS, ImageLoadError, find_images, image_id, load_image, safe_stem
 
 ORIENTATION = 0x0112
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scoretable as tb
 import torch
 
 import sedc
 from sedc.core.perturbation import random_fill_array
-
-import scoretable as tb
 
 SEG3 = np.array([[0, 0, 1, 1, 2, 2]], dtype=np.int64)  # three segments of two pixels
 
@@ -189,8 +188,7 @@ class ChangedIsClass1(torch.nn.Module):
 
 
 def test_reference_defaults_and_pass_through():
-    from sedc.core import reference
-
+    from sedc import reference
     from sedc.core.perturbation import gaussian_blur
 
     ones = np.ones((8, 8, 1), np.float32)
@@ -218,7 +216,7 @@ def test_reference_defaults_and_pass_through():
 
 
 def test_torch_predictor_takes_float64_batches():
-    from sedc.core import reference
+    from sedc import reference
 
     seen = []
     predictor = reference.TorchPredictor(lambda x: seen.append(x.dtype) or torch.zeros(len(x), 2))
@@ -231,7 +229,7 @@ def test_torch_predictor_takes_float64_batches():
                                   "array"])
 def test_reference_fills_equal_the_engines(mode):
     """reference.perturbed_image (numpy / OpenCV, as the original) against make_fill (torch)."""
-    from sedc.core import reference
+    from sedc import reference
     from sedc.core.perturbation import make_fill
 
     photo = _photo(24, 20)
@@ -249,25 +247,25 @@ def test_reference_fills_equal_the_engines(mode):
 
     given = {"callable": by_segment, "array": photo[::-1].copy()}.get(mode, mode)
     want = make_fill(image, torch.from_numpy(seg), given, seed=4)[0].permute(1, 2, 0).numpy()
-    got = reference.perturbed_image(photo, seg, given, seed=4)
+    got = reference.fill_image(photo, seg, given, seed=4)
     assert got.shape == photo.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=2e-5 if mode == "harmonic" else 1e-6)
     if mode == "random":
-        assert not np.allclose(got, reference.perturbed_image(photo, seg, "random"))  # seed 0 differs
-        np.testing.assert_array_equal(reference.perturbed_image(photo, seg, "random"), random_fill_array(24, 20, 3, 0))
+        assert not np.allclose(got, reference.fill_image(photo, seg, "random"))  # seed 0 differs
+        np.testing.assert_array_equal(reference.fill_image(photo, seg, "random"), random_fill_array(24, 20, 3, 0))
     if mode == "callable":
         assert seen == [torch.Tensor, np.ndarray]
-    gray = reference.perturbed_image(photo[:, :, :1], seg, given if mode != "array" else photo[::-1, :, :1].copy(),
+    gray = reference.fill_image(photo[:, :, :1], seg, given if mode != "array" else photo[::-1, :, :1].copy(),
                                      seed=4) if mode not in ("callable",) else None
     if gray is not None:
         assert gray.shape == (24, 20, 1)
 
 
 def test_reference_unknown_mode_and_float64_images():
-    from sedc.core import reference
+    from sedc import reference
 
     with pytest.raises(ValueError, match="unknown mode 'sharpen'"):
-        reference.perturbed_image(np.ones((4, 4, 3), np.float32), np.zeros((4, 4), np.int64), "sharpen")
+        reference.fill_image(np.ones((4, 4, 3), np.float32), np.zeros((4, 4), np.int64), "sharpen")
     ones = np.ones((8, 8, 1))  # float64: the reference works in float32 as the original does
     seg = np.kron(np.arange(4).reshape(2, 2), np.ones((4, 4), np.int64))
     seen = []
@@ -285,7 +283,7 @@ def test_reference_unknown_mode_and_float64_images():
 def test_torch_predictor_adds_up_model_time():
     import time
 
-    from sedc.core import reference
+    from sedc import reference
 
     def slow_then_fast(x, calls=[]):
         calls.append(1)
@@ -321,7 +319,7 @@ def test_targeted_pruning_picks_the_highest_target_score_of_a_pass():
 
 
 def test_reference_max_evals_inside_an_expansion():
-    from sedc.core import reference
+    from sedc import reference
 
     seg = np.kron(np.arange(4).reshape(2, 2), np.ones((4, 4), np.int64))
     for max_evals in (3, 5, 7):  # in step 1, at its end, inside the first expansion
@@ -339,7 +337,7 @@ def test_reference_targeted_priority_by_hand():
     # {3} (1.25, .625, .5; -.75): no target; {1} has the highest priority. Its children: {0,1}
     # (.375, .375, .625) and {1,2} (.625, 0, 1) reach class 2, {1,3} does not; {1,2} has the higher
     # class-2 score. Expanding {0} instead (first joined) would answer {0, 1}.
-    from sedc.core import reference
+    from sedc import reference
 
     weights = [[-0.5, 0.125, -0.125], [-0.125, -0.25, 0.5], [-0.25, -0.25, 0.25], [0.25, 0.125, 0.25]]
     table = tb.table_from([1.0, 0.5, 0.25], weights)
@@ -352,13 +350,13 @@ def test_reference_targeted_priority_by_hand():
 
 
 def test_reference_fill_arrays_and_callables_are_float32_of_the_image_shape():
-    from sedc.core import reference
+    from sedc import reference
 
     photo = _photo(8, 6)[:, :, :1]  # one channel: (8, 6, 1)
     seg = np.zeros((8, 6), np.int64)
     flat = np.linspace(0, 1, 48).reshape(8, 6)  # float64, (H, W): reshaped to (H, W, 1)
     for mode in (flat, lambda image, segments: flat):
-        fill = reference.perturbed_image(photo, seg, mode)
+        fill = reference.fill_image(photo, seg, mode)
         assert fill.shape == (8, 6, 1) and fill.dtype == np.float32
         np.testing.assert_array_equal(fill[:, :, 0], flat.astype(np.float32))
 
@@ -532,7 +530,7 @@ def test_frontier_ties_across_steps_go_to_the_entry_that_joined_first():
     assert (e.segments, e.n_evaluations, e.new_score) == ([0, 3], 13, 0.875)
     assert [sorted(s) for s in model.seen_by(0)][-2:] == [[0, 3], [1, 3]]
     # the oracle breaks the same ties the same way (toward the entry that joined first)
-    from sedc.core import reference
+    from sedc import reference
 
     ref = reference.sedc(tb.image_hwc(0, 4), reference.TorchPredictor(tb.TableModel([table])), np.arange(4)[None],
                          tb.fill_hwc(0, 4))
@@ -545,7 +543,7 @@ def test_reference_tie_rule_on_its_own():
     weights = [[-0.125, -0.125, -0.125], [-0.125, -0.5, 0.5], [0.125, 0.5, 0.5], [-0.25, -0.25, -0.25]]
     table = tb.table_from([1.0, 0.5, 0.25], weights)
     seg = np.arange(4)[None]
-    from sedc.core import reference
+    from sedc import reference
 
     e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, batch_size=1)
     ref = reference.sedc(tb.image_hwc(0, 4), reference.TorchPredictor(tb.TableModel([table])), seg, tb.fill_hwc(0, 4))

@@ -1,6 +1,6 @@
 """Property tests (hypothesis) of the search on random small score tables (tests/scoretable.py).
 
-- ``sedc.explain`` equals the reference (``sedc.core.reference``), the port of the original code:
+- ``sedc.explain`` equals the reference (``sedc.reference``), the port of the original code:
   same set, same classes, same images, never more evaluations; SEDC and SEDC-T.
 - Every distinct set is evaluated at most once, and ``n_evaluations`` counts exactly the images
   the model saw.
@@ -22,15 +22,14 @@ import os
 
 import numpy as np
 import pytest
+import scoretable as tb
 import torch
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 import sedc
-from sedc.core import reference
+from sedc import reference
 from sedc.core.search import Pruner, Scores, Search
-
-import scoretable as tb
 
 COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=40, **COMMON)

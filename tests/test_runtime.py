@@ -21,10 +21,10 @@ from torch import nn
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from conftest import PHOTOS  # noqa: E402
+
 import sedc  # noqa: E402
 from sedc.models import export, runtime  # noqa: E402
-
-from conftest import PHOTOS  # noqa: E402
 
 SHAPE = (3, 16, 16)
 
@@ -305,8 +305,9 @@ def test_worker_processes_reopen_the_session():
 
 
 def test_benchmark_rows_on_onnxruntime_give_the_originals_answers():
-    from sedc.benchmark import cases, measure
     from test_benchmark import tiny_context
+
+    from sedc.benchmark import cases, measure
 
     ctx = tiny_context(["original", "original-onnx", "explain", "explain-onnx"])
     tiny = ctx.models["default"].module

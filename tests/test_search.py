@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import RegionModel, grid_segments, zeros_fill
 
 import sedc
-from sedc.core import reference
+from sedc import reference
 from sedc.core.search import Scores, Search
-
-from conftest import RegionModel, grid_segments, zeros_fill
 
 SEG = grid_segments(2, 2)  # labels 0..3
 ONES = torch.ones(1, 1, 8, 8)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 
 import pytest
-from tinymodels import TinyNet, grid, load_array, tiny_image
 from test_many import alone, assert_same
+from tinymodels import TinyNet, grid, load_array, tiny_image
 
 import sedc
 from sedc import ImageError

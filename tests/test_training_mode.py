@@ -14,11 +14,11 @@ import torch
 from tinymodels import TrainModeNet, grid, tiny_image, train_mode_net
 
 import sedc
-from sedc.compat import sedc_pytorch
-from sedc.core.reference import TorchPredictor
-from sedc.core.reference import sedc as sedc_reference
+from sedc.base.outputs import TRAINING_MODE_WARNING, eval_mode, in_training_mode
+from sedc.core.seed import sedc_pytorch
 from sedc.models import Normalized
-from sedc.models.outputs import TRAINING_MODE_WARNING, eval_mode, in_training_mode
+from sedc.reference import TorchPredictor
+from sedc.reference import sedc as sedc_reference
 from sedc.scale import explain_many
 
 OPTIONS = dict(mode="mean", batch_size=4)

@@ -1,4 +1,4 @@
-"""Tests for sedc.visualize: the three-panel explanation figure."""
+"""Tests for sedc.display.figure: the three-panel explanation figure."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from PIL import Image
 from skimage import data, transform
 from skimage.segmentation import slic
 
-from sedc.result import Explanation
+from sedc.core.result import Explanation
+from sedc.display.figure import plot, summary
 from sedc.models import imagenet_labels
-from sedc.visualize import class_name, plot, summary
+from sedc.models.labels import class_name
 
 LABELS = imagenet_labels()
 

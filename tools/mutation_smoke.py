@@ -36,7 +36,7 @@ MUTANTS = [
     ("the pruner does one pass", "core/search.py",
      "            if self._found and self._next_step():\n                return\n",
      "", [f"{PROPS}::test_pruning_ends_on_an_irreducible_counterfactual"]),
-    ("the reference expands the tied entry that joined last", "core/reference.py",
+    ("the reference expands the tied entry that joined last", "reference/original.py",
      "key=lambda i: (P_sets_to_expand_on[i], -i)", "key=lambda i: (P_sets_to_expand_on[i], i)",
      [f"{KILLS}::test_reference_tie_rule_on_its_own"]),
     ("frontier ties go to the entry that joined last", "core/search.py",
@@ -46,7 +46,7 @@ MUTANTS = [
     ("the answer is the smallest drop", "core/search.py",
      "return min(found, key=lambda cf: cf.original)", "return max(found, key=lambda cf: cf.original)",
      [f"{PROPS}::test_search_is_the_same_whatever_the_take_and_feed_sizes"]),
-    ("create_explanation_mask returns zeros", "compat.py",
+    ("create_explanation_mask returns zeros", "core/seed.py",
      "return tensor[0].permute(1, 2, 0).numpy() * inside[:, :, None]",
      "return tensor[0].permute(1, 2, 0).numpy() * 0", [f"{KILLS}::test_compat_helpers_by_hand"]),
 ]

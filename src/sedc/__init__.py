@@ -9,16 +9,17 @@
 from importlib import import_module
 from typing import Any
 
-from .compat import (
+from .base.errors import ImageError, InputError, InputTypeError, SedcError
+from .base.options import MODES, ExplainOptions
+from .core.engine import explain
+from .core.result import Explanation
+from .core.seed import (
     create_explanation_mask,
     create_perturbation_mask,
     create_perturbed_image,
     sedc_pytorch,
     sedc_pytorch_batch,
 )
-from .core.engine import explain
-from .options import MODES, ExplainOptions
-from .result import Explanation, ImageError
 
 __version__ = "0.1.0"
 
@@ -27,8 +28,12 @@ __all__ = [
     "ExplainOptions",
     "Explanation",
     "ImageError",
+    "InputError",
+    "InputTypeError",
+    "SedcError",
     "accelerate",
     "create_explanation_mask",
+    "errors",
     "create_perturbation_mask",
     "create_perturbed_image",
     "explain",
@@ -45,11 +50,13 @@ __all__ = [
 _LAZY = {
     "accelerate": ("sedc.models.runtime", "accelerate"),
     "segment": ("sedc.imaging.segmentation", "segment"),
-    "plot": ("sedc.visualize", "plot"),
+    "plot": ("sedc.display.figure", "plot"),
     "explain_many": ("sedc.scale.many", "explain_many"),
     "iter_explain": ("sedc.scale.many", "iter_explain"),
     "models": ("sedc.models", None),
-    "reference": ("sedc.core.reference", None),
+    "reference": ("sedc.reference", None),
+    "errors": ("sedc.base.errors", None),
+    "io": ("sedc.imaging.io", None),
 }
 
 

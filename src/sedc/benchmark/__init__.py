@@ -2,11 +2,10 @@
 
 :mod:`~sedc.benchmark.measure` (the timed model, runs, implementations),
 :mod:`~sedc.benchmark.cases` (comparison, scaling, throughput), :mod:`~sedc.benchmark.report`
-(statistics, tables, plots) and :mod:`~sedc.benchmark.command` (the command line).
+(statistics, tables, plots); the command line is :mod:`sedc.cli.benchmark`.
 """
 
 from .cases import CASES
-from .command import main
 from .measure import IMPLEMENTATIONS, Answer, Context, Implementation, Photo, RunRecord, TimedModel
 from .report import find_mismatches, format_summary, machine_info, summarize
 
@@ -22,6 +21,5 @@ __all__ = [
     "find_mismatches",
     "format_summary",
     "machine_info",
-    "main",
     "summarize",
 ]

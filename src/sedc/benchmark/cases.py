@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..base.errors import InputError
 from .measure import (
     BASELINE,
     DEFAULT_PHOTOS,
@@ -38,9 +39,6 @@ from .report import (
     summarize,
 )
 
-
-
-
 # --------------------------------------------------------------------------------------------
 # Photos and segments
 # --------------------------------------------------------------------------------------------
@@ -59,7 +57,7 @@ def load_photos(images: Sequence[str] | None, size: int, names: Sequence[str] = 
                 ) -> list[tuple[str, np.ndarray]]:
     """The named scikit-image photos, or image files, resized to ``size`` x ``size`` (float32)."""
     if images:
-        from ..io import load_image
+        from ..imaging.io import load_image
 
         out = []
         for path in images:
@@ -96,7 +94,7 @@ def _segment(array: np.ndarray, method: str, **params: Any) -> np.ndarray:
     elif method == "slic":
         labels = sk.slic(array, start_label=0, **{"compactness": 10.0, "sigma": 1.0, **params})
     else:  # pragma: no cover
-        raise ValueError(method)
+        raise InputError(method)
     return np.ascontiguousarray(labels.astype(np.int64))
 
 

@@ -186,7 +186,7 @@ class Implementation:
 
 def _original_runner(model_key: str = "default") -> Callable[..., Answer]:
     def run(photo: Photo, mode: str, ctx: "Context", max_evals: int | None = None) -> Answer:
-        from ..core.reference import TorchPredictor, sedc
+        from ..reference import TorchPredictor, sedc
 
         predictor = TorchPredictor(ctx.models[model_key], ctx.device)
         r = sedc(photo.array, predictor, photo.segments, mode, max_evals=max_evals)
@@ -202,14 +202,14 @@ def _tuple_answer(result: tuple) -> Answer:
 
 
 def _run_pytorch(photo: Photo, mode: str, ctx: "Context", max_evals: int | None = None) -> Answer:
-    from ..compat import sedc_pytorch
+    from ..core.seed import sedc_pytorch
 
     return _tuple_answer(sedc_pytorch(photo.tensor, ctx.models["default"], photo.segments, mode=mode,
                                       device=ctx.device))
 
 
 def _run_batch(photo: Photo, mode: str, ctx: "Context", max_evals: int | None = None) -> Answer:
-    from ..compat import sedc_pytorch_batch
+    from ..core.seed import sedc_pytorch_batch
 
     return _tuple_answer(sedc_pytorch_batch(photo.tensor, ctx.models["default"], photo.segments,
                                             mode=mode, device=ctx.device, batch_size=8))

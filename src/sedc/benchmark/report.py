@@ -15,7 +15,6 @@ import torch
 
 from .measure import BASELINE, RULE, RunRecord
 
-
 # --------------------------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------------------------
@@ -267,7 +266,6 @@ def format_machine(info: dict) -> str:
         f"Software: torch {info['torch']}, numpy {info['numpy']}, python {info['python']}, "
         f"sedc {info.get('sedc')}",
     ])
-
 
 
 # --------------------------------------------------------------------------------------------

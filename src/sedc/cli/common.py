@@ -7,10 +7,6 @@ import argparse
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
-    """A problem with the command line itself: reported with exit status 2."""
-
-
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:

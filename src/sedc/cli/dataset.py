@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..options import MODES
-from .common import UsageError
+from ..base.errors import InputError, UsageError
+from ..base.options import MODES
 
 FOLDERS = "folders"          # --ground-truth folders
 TARGET_TRUE = "true"         # --target true
@@ -120,7 +120,7 @@ def resolve_label(name: str, labels: list[str]) -> int:
         if is_imagenet_labels(labels):
             return wnid_to_class(name)
         if name.strip() not in labels:
-            raise ValueError(f"{name.strip()!r} is an ImageNet wnid, but the model's classes are not "
+            raise InputError(f"{name.strip()!r} is an ImageNet wnid, but the model's classes are not "
                              "the ImageNet-1k classes; name classes by the model's labels or ids")
     return resolve_class(name, labels)
 
@@ -256,7 +256,7 @@ def task_settings(item: Item, target: int | str | None) -> tuple[dict[str, Any],
 
 def truth_fields(true_class: int | None, original_class: int, labels: list[str]) -> dict[str, Any]:
     """A row's ``true_class``, ``true_label`` and ``correct`` (null without ground truth)."""
-    from ..visualize import class_name
+    from ..models.labels import class_name
 
     if true_class is None:
         return {"true_class": None, "true_label": None, "correct": None}

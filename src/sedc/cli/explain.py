@@ -14,10 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..options import ExplainOptions
-from .common import EXIT_FAILED, EXIT_OK, UsageError
-from .dataset import (TARGET_TRUE, Item, accuracy_line, check_dataset_options, ground_truth,
-                      is_target_true, modes_of, plan, task_settings, truth_fields)
+from ..base.errors import UsageError
+from ..base.options import ExplainOptions
+from .common import EXIT_FAILED, EXIT_OK
+from .dataset import (
+    TARGET_TRUE,
+    Item,
+    accuracy_line,
+    check_dataset_options,
+    ground_truth,
+    is_target_true,
+    modes_of,
+    plan,
+    task_settings,
+    truth_fields,
+)
 from .results import RESULTS_FILE, ResultStore
 from .runtime import runtime_module
 
@@ -49,7 +60,7 @@ class Run:
 
 def run_explain(args: argparse.Namespace) -> int:
     """``sedc explain``: explain every image, writing results as each one finishes."""
-    from ..io import image_id
+    from ..imaging.io import image_id
 
     check_options(args)
     check_dataset_options(args)
@@ -112,7 +123,7 @@ def is_builtin(spec: str | None) -> bool:
 
 def find_inputs(paths: Sequence[str]) -> list[Path]:
     """The image files named by ``paths`` (files and folders); usage error when there are none."""
-    from ..io import find_images
+    from ..imaging.io import find_images
 
     try:
         images = find_images(list(paths))
@@ -286,7 +297,7 @@ def explain_all(items: list[Item], loaded: Any, args: argparse.Namespace, run: R
     """Explain ``items`` (image, mode) and record each as it finishes (figure, then JSON row)."""
     from tqdm import tqdm
 
-    from ..io import safe_stem
+    from ..imaging.io import safe_stem
     from .ray_session import backend_session
 
     report = None if args.quiet else functools.partial(tqdm.write, file=sys.stderr)
@@ -313,7 +324,7 @@ def explain_all(items: list[Item], loaded: Any, args: argparse.Namespace, run: R
 
 def load_for_model(path: Path, geometry: Any) -> Any:
     """The image the model sees: the file at full size, resized and cropped by the model's rule."""
-    from ..io import load_image
+    from ..imaging.io import load_image
 
     return geometry.prepare(load_image(path))
 
@@ -341,8 +352,7 @@ def record(run: Run, item: Item, result: Any, stem: str | None, write: Callable[
 
 def describe_error(err: BaseException) -> str:
     """A one-line reason for a failed image."""
-    from ..io import ImageLoadError
-    from ..result import ImageError
+    from ..base.errors import ImageError, ImageLoadError
 
     if isinstance(err, ImageError):
         if err.error is None:
@@ -366,7 +376,7 @@ def report_error(run: Run, image: str, reason: str, mode: str | None = None) -> 
 def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
                figure: str | None, true_class: int | None = None) -> dict[str, Any]:
     """The results.jsonl object of one explanation."""
-    from ..visualize import class_name
+    from ..models.labels import class_name
 
     d = e.to_dict()
     target = d["target"]

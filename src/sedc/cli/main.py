@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import __version__
-from ..options import MODES
-from .common import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, batch_size, input_size, max_time,
-                     positive_int, seconds)
+from ..base.errors import UsageError
+from ..base.options import MODES
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, batch_size, input_size, max_time, positive_int, seconds
 from .dataset import add_dataset_options, mode_list
-from .explain import SEGMENTATIONS, NORMALIZE_CHOICES, run_explain
+from .explain import NORMALIZE_CHOICES, SEGMENTATIONS, run_explain
 from .report import add_report_parser, run_report
 from .results import RESULTS_FILE
 from .runtime import add_runtime_option
@@ -182,7 +182,6 @@ examples:
 BENCHMARK_HELP = "time SEDC implementations and check that they agree ('sedc benchmark --help')"
 
 
-
 # --------------------------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------------------------
@@ -343,9 +342,9 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_benchmark(argv: list[str]) -> int:
-    """``sedc benchmark ...``: hand the arguments to :func:`sedc.benchmark.main`."""
+    """``sedc benchmark ...``: hand the arguments to :func:`sedc.cli.benchmark.main`."""
     try:
-        from ..benchmark import main as benchmark_main
+        from .benchmark import main as benchmark_main
     except ImportError as err:
         reason = ("the benchmark module (sedc.benchmark) is not available in this installation"
                   if getattr(err, "name", None) == "sedc.benchmark" else f"cannot import it: {err}")

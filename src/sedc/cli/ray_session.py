@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
-from .common import UsageError
+from ..base.errors import UsageError
 
 RAY_LOG = "ray.log"
 
@@ -98,7 +98,8 @@ def _import_ray() -> Any:
 
 def join(ray: Any, address: str, timeout: float) -> None:
     """Connect to ``address``; a failure is a usage error naming the address and the cause."""
-    from ..scale.ray_connect import RayConnectError, connect
+    from ..base.errors import RayConnectError
+    from ..scale.ray_connect import connect
 
     try:
         connect(ray, address, timeout, log_to_driver=False, logging_level=logging.WARNING)
@@ -109,7 +110,8 @@ def join(ray: Any, address: str, timeout: float) -> None:
 def stream_ray(loaders: list[Any], classifier: Any, segmenter: Callable[[Any], Any], options: Any,
                session: Session) -> Iterator[tuple[int, Any]]:
     """``(index, result)`` pairs from the Ray actors of the joined cluster."""
-    from ..scale.ray import RayClusterError, iter_explain_ray
+    from ..base.errors import RayClusterError
+    from ..scale.ray import iter_explain_ray
 
     try:
         yield from iter_explain_ray(loaders, classifier, segmenter=segmenter, on_error="return",

@@ -12,7 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_OK, UsageError
+from ..base.errors import UsageError
+from .common import EXIT_OK
 from .results import ERRORS_FILE, RESULTS_FILE
 
 FORMATS = ("html", "markdown")

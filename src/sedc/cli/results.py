@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import UsageError
+from ..base.errors import UsageError
 
 RESULTS_FILE, ERRORS_FILE = "results.jsonl", "errors.jsonl"
 # Settings that must match for a resumed run to add rows to an existing results.jsonl. The mode

@@ -14,7 +14,7 @@ import importlib.util
 import sys
 from typing import Any
 
-from .common import UsageError
+from ..base.errors import UsageError
 
 RUNTIME_CHOICES = ("auto", "torch", "onnxruntime")
 
@@ -82,7 +82,8 @@ def runtime_module(args: argparse.Namespace, module: Any, input_size: int | tupl
     runtime = resolve_runtime(args, module)
     if runtime == "torch":
         return module, "torch"
-    from ..models import ExportError, accelerate
+    from ..base.errors import ExportError
+    from ..models import accelerate
 
     try:
         height, width = input_size if isinstance(input_size, tuple) else (input_size, input_size)

@@ -16,12 +16,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .._validate import as_image_tensor, as_segments, classifier_device
-from ..models.outputs import eval_mode
-from ..options import ExplainOptions, mode_name
-from ..result import Explanation
+from ..base.errors import InputError
+from ..base.options import ExplainOptions, mode_name
+from ..base.outputs import eval_mode
+from ..base.validate import as_image_tensor, as_segments, classifier_device
 from .evaluation import Evaluator
 from .perturbation import Composer, make_fill, segment_index
+from .result import Explanation
 from .search import Pruner, Scores, Search
 
 
@@ -83,7 +84,7 @@ class Job:
         if self.target is not None and self.target == self.original_class and self.untargeted_if_predicted:
             self.target = None  # e.g. "toward the true class" for a correctly classified image
         if self.target is not None and self.target == self.original_class:
-            raise ValueError(f"target class {self.target} is already the predicted class of the image; "
+            raise InputError(f"target class {self.target} is already the predicted class of the image; "
                              "choose another target or use target=None")
         self.search = Search(len(self.prepared.labels), self.original_class, self.original_score,
                              self.target)
@@ -222,7 +223,7 @@ def evaluate_originals(jobs: Sequence[Job], evaluator: Evaluator) -> None:
     for job in jobs:
         row = evaluator.forward(job.prepared.image)[0].float().cpu()
         if job.target is not None and not job.target < row.shape[0]:
-            raise ValueError(f"target must be a class index in 0..{row.shape[0] - 1}; got {job.target}")
+            raise InputError(f"target must be a class index in 0..{row.shape[0] - 1}; got {job.target}")
         predicted = int(row.argmax())
         target = predicted if job.target is None else job.target
         job.start(Scores(np.array([predicted]), np.array([float(row[predicted])]),

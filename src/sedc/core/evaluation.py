@@ -8,7 +8,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..models.outputs import to_scores
+from ..base.errors import InputError, OutOfMemoryError
+from ..base.outputs import to_scores
 from .search import Scores
 
 Classifier = Callable[[torch.Tensor], Any]
@@ -23,13 +24,13 @@ def as_scores(output: Any, batch: int) -> torch.Tensor:
     """Validate a classifier's output for a batch of ``batch`` images: a (B, K) tensor."""
     output = to_scores(output)
     if output.ndim != 2:
-        raise ValueError(f"the classifier must return scores of shape (B, K); got shape "
+        raise InputError(f"the classifier must return scores of shape (B, K); got shape "
                          f"{tuple(output.shape)} for a batch of {batch}")
     if output.shape[0] != batch:
-        raise ValueError(f"the classifier returned {output.shape[0]} rows of scores for a batch of "
+        raise InputError(f"the classifier returned {output.shape[0]} rows of scores for a batch of "
                          f"{batch} images; it must return one row per image, shape (B, K)")
     if output.shape[1] < 2:
-        raise ValueError(f"the classifier returned {output.shape[1]} class score(s) per image; "
+        raise InputError(f"the classifier returned {output.shape[1]} class score(s) per image; "
                          "SEDC needs at least 2 classes")
     return output
 
@@ -114,7 +115,7 @@ class BatchSizer:
     def shrink(self) -> int:
         """Halve after an out-of-memory error; returns the new size (raises when already 1)."""
         if self.size <= 1:
-            raise MemoryError("the model ran out of device memory on a batch of one image")
+            raise OutOfMemoryError("the model ran out of device memory on a batch of one image")
         self.size = max(1, self.size // 2)
         self.cap = self.size
         self._seen = []
@@ -161,7 +162,7 @@ class Evaluator:
         if self.n_classes is None:
             self.n_classes = scores.shape[1]
         elif scores.shape[1] != self.n_classes:
-            raise ValueError(f"the classifier returned {scores.shape[1]} classes after returning "
+            raise InputError(f"the classifier returned {scores.shape[1]} classes after returning "
                              f"{self.n_classes}; the number of classes must not change")
         return scores
 

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._validate import as_image_tensor
-from ..options import MODES, check_mode
+from ..base.errors import InputError, InputTypeError
+from ..base.options import MODES, check_mode
+from ..base.validate import as_image_tensor
 
 """Built-in fill modes. ``harmonic`` is the PyTorch-native inpainting (all segments at once)."""
 
@@ -52,7 +53,7 @@ def gaussian_blur(image: torch.Tensor, ksize: int = BLUR_KSIZE, sigma: float | N
         Blurred (1, C, H, W) tensor; borders are reflected as OpenCV's BORDER_REFLECT_101.
     """
     if ksize < 1 or ksize % 2 == 0:
-        raise ValueError(f"ksize must be a positive odd integer; got {ksize}")
+        raise InputError(f"ksize must be a positive odd integer; got {ksize}")
     sigma = opencv_sigma(ksize) if sigma is None else float(sigma)
     pad = ksize // 2
     channels, height, width = image.shape[1:]
@@ -117,7 +118,7 @@ def make_fill(
     if callable(mode):
         name = getattr(mode, "__name__", type(mode).__name__)
         return _check_fill(mode(image, segments), image, f"the fill returned by {name}()")
-    raise TypeError(f"mode must be one of {list(MODES)}, a callable (image, segments) -> fill, "
+    raise InputTypeError(f"mode must be one of {list(MODES)}, a callable (image, segments) -> fill, "
                     f"or a fill image; got {type(mode).__name__}")
 
 
@@ -147,16 +148,16 @@ def _check_fill(fill: Any, image: torch.Tensor, what: str) -> torch.Tensor:
     if isinstance(fill, np.ndarray):
         fill = as_image_tensor(fill)
     if not isinstance(fill, torch.Tensor):
-        raise TypeError(f"{what} must be a torch tensor (1, C, H, W)/(C, H, W) or a numpy (H, W, C) "
+        raise InputTypeError(f"{what} must be a torch tensor (1, C, H, W)/(C, H, W) or a numpy (H, W, C) "
                         f"array; got {type(fill).__name__}")
     if fill.ndim == 3:
         fill = fill[None]
     if tuple(fill.shape) != tuple(image.shape):
-        raise ValueError(f"{what} has shape {tuple(fill.shape)}; it must match the image, "
+        raise InputError(f"{what} has shape {tuple(fill.shape)}; it must match the image, "
                          f"{tuple(image.shape)}")
     fill = fill.detach().to(device=image.device, dtype=torch.float32)
     if not torch.isfinite(fill).all():
-        raise ValueError(f"{what} contains NaN or infinite values")
+        raise InputError(f"{what} contains NaN or infinite values")
     return fill
 
 

@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..base.errors import InputError, SearchStateError
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -118,9 +120,9 @@ class Search(_Steps):
     def feed(self, sets: Sequence[int], scores: Scores) -> None:
         """Consume the scores of candidates handed out by :meth:`take`, in the order handed out."""
         if len(sets) != len(scores):
-            raise ValueError(f"got {len(scores)} scores for {len(sets)} candidates")
+            raise InputError(f"got {len(scores)} scores for {len(sets)} candidates")
         if self._received + len(sets) > self._cursor:
-            raise RuntimeError("scores fed for candidates that were not taken")
+            raise SearchStateError("scores fed for candidates that were not taken")
         for i, bits in enumerate(sets):
             self._consume_one(bits, scores, i)
         self._received += len(sets)
@@ -207,7 +209,7 @@ class Pruner(_Steps):
 
     def __init__(self, search: Search) -> None:
         if search.best is None:
-            raise ValueError("nothing to prune: the search found no counterfactual")
+            raise InputError("nothing to prune: the search found no counterfactual")
         self._search = search
         self.best = search.best
         self.n_evaluated = 0

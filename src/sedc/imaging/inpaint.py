@@ -31,7 +31,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .._validate import positive_number
+from ..base.errors import InputError, InputTypeError
+from ..base.validate import positive_number
 
 OPENCV_METHODS = ("ns", "telea")
 
@@ -164,40 +165,40 @@ def _solve(grid: torch.Tensor, labels: torch.Tensor, max_sweeps: int, tol: float
 
 def _check_inputs(image: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(image, torch.Tensor):
-        raise TypeError(f"image must be a float torch tensor of shape (B, C, H, W); got {type(image).__name__}")
+        raise InputTypeError(f"image must be a float torch tensor of shape (B, C, H, W); got {type(image).__name__}")
     if not image.is_floating_point():
-        raise TypeError(f"image must be a float tensor; got dtype {image.dtype}")
+        raise InputTypeError(f"image must be a float tensor; got dtype {image.dtype}")
     if image.ndim != 4:
-        raise ValueError(f"image must have shape (B, C, H, W); got {tuple(image.shape)}")
+        raise InputError(f"image must have shape (B, C, H, W); got {tuple(image.shape)}")
     if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be an integer torch tensor of shape (H, W); got {type(labels).__name__}")
+        raise InputTypeError(f"labels must be an integer torch tensor of shape (H, W); got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels must be an integer tensor; got dtype {labels.dtype}")
+        raise InputTypeError(f"labels must be an integer tensor; got dtype {labels.dtype}")
     if tuple(labels.shape) != tuple(image.shape[-2:]):
-        raise ValueError(f"labels must have shape (H, W) = {tuple(image.shape[-2:])} to match the image; "
+        raise InputError(f"labels must have shape (H, W) = {tuple(image.shape[-2:])} to match the image; "
                          f"got {tuple(labels.shape)}")
     if labels.numel() == 0:
-        raise ValueError("image must have at least one pixel")
+        raise InputError("image must have at least one pixel")
     labels = labels.to(image.device)
     if int(labels.min()) < 0:
-        raise ValueError(f"labels must be non-negative segment ids (0..N-1); got minimum {int(labels.min())}")
+        raise InputError(f"labels must be non-negative segment ids (0..N-1); got minimum {int(labels.min())}")
     image = image.detach()
     if not bool(torch.isfinite(image).all()):
-        raise ValueError("image contains NaN or infinite values")
+        raise InputError("image contains NaN or infinite values")
     return image, labels
 
 
 def _check_limits(iterations: Any, tol: Any, size: torch.Size) -> tuple[int, float]:
     if isinstance(tol, bool) or not isinstance(tol, Real):
-        raise TypeError(f"tol must be a non-negative number; got {tol!r}")
+        raise InputTypeError(f"tol must be a non-negative number; got {tol!r}")
     if not tol >= 0 or not math.isfinite(tol):
-        raise ValueError(f"tol must be a non-negative number; got {tol!r}")
+        raise InputError(f"tol must be a non-negative number; got {tol!r}")
     if iterations is None:
         if tol == 0:
-            raise ValueError("tol=0 never stops early; pass iterations (a positive integer) as well")
+            raise InputError("tol=0 never stops early; pass iterations (a positive integer) as well")
         return 10 * max(size) + 100, float(tol)
     if isinstance(iterations, bool) or not isinstance(iterations, Integral):
-        raise TypeError(f"iterations must be a positive integer or None; got {iterations!r}")
+        raise InputTypeError(f"iterations must be a positive integer or None; got {iterations!r}")
     return positive_number("iterations", iterations, integer=True, allow_none=False), float(tol)
 
 
@@ -344,30 +345,30 @@ def opencv_inpaint(image: np.ndarray, labels: np.ndarray, method: str = "ns", ra
 def _opencv_flag(method: Any, cv2: Any) -> int:
     flags = {"ns": cv2.INPAINT_NS, "telea": cv2.INPAINT_TELEA}
     if not isinstance(method, str) or method not in flags:
-        raise ValueError(f"method must be one of {OPENCV_METHODS}; got {method!r}")
+        raise InputError(f"method must be one of {OPENCV_METHODS}; got {method!r}")
     return flags[method]
 
 
 def _uint8_image(image: Any) -> np.ndarray:
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array (H, W, C) or (H, W); got {type(image).__name__}")
+        raise InputTypeError(f"image must be a numpy array (H, W, C) or (H, W); got {type(image).__name__}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3)):
-        raise ValueError(f"image must have shape (H, W), (H, W, 1) or (H, W, 3) for OpenCV inpainting; "
+        raise InputError(f"image must have shape (H, W), (H, W, 1) or (H, W, 3) for OpenCV inpainting; "
                          f"got {image.shape}")
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image)
     if not np.issubdtype(image.dtype, np.floating):
-        raise TypeError(f"image dtype must be float (values in [0, 1]) or uint8; got {image.dtype}")
+        raise InputTypeError(f"image dtype must be float (values in [0, 1]) or uint8; got {image.dtype}")
     if not np.isfinite(image).all() or image.min() < 0 or image.max() > 1:
-        raise ValueError("float image values must be finite and lie in [0, 1] (pass uint8 for 0..255 images)")
+        raise InputError("float image values must be finite and lie in [0, 1] (pass uint8 for 0..255 images)")
     return np.ascontiguousarray((image * 255).astype(np.uint8))
 
 
 def _numpy_labels(labels: Any, shape: tuple[int, ...]) -> np.ndarray:
     if not isinstance(labels, np.ndarray):
-        raise TypeError(f"labels must be an integer numpy array of shape (H, W); got {type(labels).__name__}")
+        raise InputTypeError(f"labels must be an integer numpy array of shape (H, W); got {type(labels).__name__}")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must have an integer dtype; got {labels.dtype}")
+        raise InputTypeError(f"labels must have an integer dtype; got {labels.dtype}")
     if labels.shape != tuple(shape):
-        raise ValueError(f"labels must have shape (H, W) = {tuple(shape)} to match the image; got {labels.shape}")
+        raise InputError(f"labels must have shape (H, W) = {tuple(shape)} to match the image; got {labels.shape}")
     return labels

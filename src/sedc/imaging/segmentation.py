@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from .._validate import as_image_tensor
+from ..base.errors import InputError, InputTypeError
+from ..base.validate import as_image_tensor
 
 METHODS = ("quickshift", "slic", "felzenszwalb", "grid")
 
@@ -75,10 +76,10 @@ def segment(image: Any, method: str = "quickshift", **params: Any) -> np.ndarray
     5
     """
     if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"unknown segmentation method {method!r}; choose one of {', '.join(METHODS)}")
+        raise InputError(f"unknown segmentation method {method!r}; choose one of {', '.join(METHODS)}")
     for name in params:
         if name not in DEFAULT_PARAMS[method]:
-            raise TypeError(_unknown_parameter(method, name))
+            raise InputTypeError(_unknown_parameter(method, name))
     return _FUNCTIONS[method](image, **params)
 
 
@@ -210,12 +211,12 @@ def grid(image: Any, *, n_segments: int | None = None, rows: int | None = None,
             _check_integer("grid", name, value, low=1)
             if value > limit:
                 side = "height" if name == "rows" else "width"
-                raise ValueError(f"grid: {name}={value} exceeds the image {side} of {limit} pixels; "
+                raise InputError(f"grid: {name}={value} exceeds the image {side} of {limit} pixels; "
                                  f"use at most one {name[:-1]} per pixel")
     if n_segments is not None:
         _check_integer("grid", "n_segments", n_segments, low=1)
         if rows is not None and cols is not None and rows * cols != n_segments:
-            raise ValueError(f"grid: rows={rows} x cols={cols} makes {rows * cols} cells, not "
+            raise InputError(f"grid: rows={rows} x cols={cols} makes {rows * cols} cells, not "
                              f"n_segments={n_segments}; pass n_segments, or rows and cols")
     rows, cols = _grid_shape(height, width, DEFAULT_PARAMS["grid"]["n_segments"] if n_segments is None
                              else n_segments, rows, cols)
@@ -249,11 +250,11 @@ def _rgb_array(image: Any, method: str) -> np.ndarray:
     tensor = as_image_tensor(image)[0].detach().to("cpu", torch.float64)
     channels = tensor.shape[0]
     if channels not in (1, 3, 4):
-        raise ValueError(f"{method} needs a grayscale (1), RGB (3) or RGBA (4) image; got {channels} channels "
+        raise InputError(f"{method} needs a grayscale (1), RGB (3) or RGBA (4) image; got {channels} channels "
                          "(method='grid' works with any number of channels)")
     low, high = float(tensor.min()), float(tensor.max())
     if low < -_TOLERANCE or high > 1 + _TOLERANCE:
-        raise ValueError(f"{method} segments a displayable image with values in [0, 1]; got values in "
+        raise InputError(f"{method} segments a displayable image with values in [0, 1]; got values in "
                          f"[{low:.4g}, {high:.4g}]. Pass the image before normalisation (e.g. before "
                          "transforms.Normalize), or use method='grid', which works on any values")
     rgb = tensor[:3] if channels == 4 else tensor.expand(3, -1, -1) if channels == 1 else tensor
@@ -292,27 +293,27 @@ def _check_real(method: str, name: str, value: Any, *, low: float, high: float |
     """Check ``low < value`` (``<=`` if ``inclusive``) and ``value <= high``."""
     allowed = _range_text(low, high, inclusive, "number")
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{method}: {name} must be a {allowed}; got {value!r}")
+        raise InputTypeError(f"{method}: {name} must be a {allowed}; got {value!r}")
     too_low = value < low if inclusive else value <= low
     if not math.isfinite(value) or too_low or (high is not None and value > high):
-        raise ValueError(f"{method}: {name} must be a {allowed}; got {value!r}")
+        raise InputError(f"{method}: {name} must be a {allowed}; got {value!r}")
 
 
 def _check_integer(method: str, name: str, value: Any, *, low: int) -> None:
     allowed = f"integer >= {low}"
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{method}: {name} must be an {allowed}; got {value!r}")
+        raise InputTypeError(f"{method}: {name} must be an {allowed}; got {value!r}")
     if value < low:
-        raise ValueError(f"{method}: {name} must be an {allowed}; got {value!r}")
+        raise InputError(f"{method}: {name} must be an {allowed}; got {value!r}")
 
 
 def _check_seed(seed: Any) -> None:
     if seed is None:
         return
     if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise TypeError(f"quickshift: seed must be a non-negative integer or None; got {seed!r}")
+        raise InputTypeError(f"quickshift: seed must be a non-negative integer or None; got {seed!r}")
     if seed < 0:
-        raise ValueError(f"quickshift: seed must be a non-negative integer or None; got {seed!r}")
+        raise InputError(f"quickshift: seed must be a non-negative integer or None; got {seed!r}")
 
 
 def _range_text(low: float, high: float | None, inclusive: bool, kind: str) -> str:

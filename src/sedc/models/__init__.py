@@ -19,13 +19,13 @@ The package's parts: :mod:`~sedc.models.outputs` (the one rule for what a classi
 (``accelerate``: ONNX Runtime on the CPU).
 """
 
-from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelFileNotFoundError, Normalized
+from ..base.errors import ExportError, ModelFileNotFoundError, ModelUnavailableError
+from ..base.outputs import eval_mode, to_scores
+from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Normalized
 from .builtin import DEFAULT_MODEL, available, describe, load
 from .labels import imagenet_labels, imagenet_synonyms, read_labels, resolve_class
-from .libraries import ModelUnavailableError
-from .outputs import eval_mode, to_scores
 from .preprocessing import Preprocessing
-from .runtime import RUNTIMES, ExportError, OnnxClassifier, accelerate
+from .runtime import RUNTIMES, OnnxClassifier, accelerate
 from .user import NORMALIZATIONS, is_library_spec, load_user_model
 
 __all__ = [

@@ -9,18 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .outputs import to_scores
+from ..base.errors import InputError, InputTypeError
+from ..base.outputs import to_scores
 from .preprocessing import Preprocessing
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class ModelFileNotFoundError(FileNotFoundError, ValueError):
-    """A model file named on the command line or in :func:`load_user_model` does not exist.
-
-    It is both a :class:`FileNotFoundError` and a :class:`ValueError`, so either can catch it.
-    """
 
 
 @dataclass
@@ -104,7 +98,7 @@ class Normalized(nn.Module):
                  std: Sequence[float] | None = None, softmax: bool = True) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+            raise InputTypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
         mean_t, std_t = _normalization_tensors(mean, std)
         self.model = model
         self.softmax = bool(softmax)
@@ -124,13 +118,13 @@ def _normalization_tensors(mean: Sequence[float] | None, std: Sequence[float] | 
     if mean is None and std is None:
         return None, None
     if mean is None or std is None:
-        raise ValueError("mean and std must be given together (or both None for no normalisation)")
+        raise InputError("mean and std must be given together (or both None for no normalisation)")
     mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
     std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
     if mean_t.numel() != std_t.numel() or mean_t.numel() == 0:
-        raise ValueError(f"mean and std must have one value per channel and the same length; "
+        raise InputError(f"mean and std must have one value per channel and the same length; "
                          f"got {mean_t.numel()} and {std_t.numel()} values")
     if not torch.all(std_t > 0):
-        raise ValueError(f"std values must all be positive; got {std_t.tolist()}")
+        raise InputError(f"std values must all be positive; got {std_t.tolist()}")
     return mean_t.view(1, -1, 1, 1), std_t.view(1, -1, 1, 1)
 

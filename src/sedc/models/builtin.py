@@ -9,7 +9,8 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
-from .._validate import resolve_device
+from ..base.errors import InputError, InputTypeError
+from ..base.validate import resolve_device
 from .base import LoadedModel, Normalized
 from .labels import imagenet_labels
 from .preprocessing import Preprocessing
@@ -87,10 +88,10 @@ def load(name: str = DEFAULT_MODEL, device: str | torch.device | None = None) ->
         For an unknown name (the message lists the available ones) or an invalid device.
     """
     if not isinstance(name, str):
-        raise TypeError(f"model name must be a string, one of {available()}; got {type(name).__name__}")
+        raise InputTypeError(f"model name must be a string, one of {available()}; got {type(name).__name__}")
     key = name.strip().lower()
     if key not in _BUILTINS:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(available())} "
+        raise InputError(f"unknown model {name!r}; available models: {', '.join(available())} "
                          "(use load_user_model for your own model: torchvision:NAME, timm:NAME, hf:ORG/NAME, a model file or module:factory)")
     dev = resolve_device(device)
     module, labels, input_size = _BUILTINS[key].build()

@@ -26,8 +26,9 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from .._validate import module_device
-from .outputs import eval_mode, to_scores
+from ..base.errors import ExportError
+from ..base.outputs import eval_mode, to_scores
+from ..base.validate import module_device
 
 __all__ = ["ExportError", "cache_dir", "cached_path", "export_key", "export_onnx",
            "export_to_cache"]
@@ -36,10 +37,6 @@ CACHE_FORMAT = 1   # bump when the export or the cache layout changes
 EXPORT_BATCH = 2   # example batch of the export (torch.export specialises sizes 0 and 1)
 MODEL_FILE = "model.onnx"
 _VERSIONED = ("torch", "onnx", "onnxscript", "onnxruntime", "sedc")
-
-
-class ExportError(RuntimeError):
-    """``torch.onnx`` cannot export the model; the message names the cause and the fix."""
 
 
 def cache_dir() -> Path:

@@ -15,8 +15,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-
-from .outputs import EXPORTED_IN_TRAINING, exported_in_training, to_scores
+from ..base.errors import InputError
+from ..base.outputs import EXPORTED_IN_TRAINING, exported_in_training, to_scores
 from .runtime import OnnxClassifier
 
 __all__ = ["ExportedClassifier", "OnnxClassifier", "file_kind", "load_exported", "load_onnx",
@@ -47,7 +47,7 @@ def load_torchscript(path: Path, device: torch.device) -> nn.Module:
     try:
         return torch.jit.load(str(path), map_location=device)
     except (RuntimeError, ValueError) as err:
-        raise ValueError(f"could not load '{path}' as TorchScript ({_first_line(err)}); "
+        raise InputError(f"could not load '{path}' as TorchScript ({_first_line(err)}); "
                          + _SAVE_HINT) from err
 
 
@@ -127,14 +127,14 @@ def load_exported(path: Path, device: torch.device) -> tuple[ExportedClassifier,
         with _quiet("torch.export"):
             program = torch.export.load(str(path))
     except Exception as err:  # noqa: BLE001 - zip, deserialisation and version errors alike
-        raise ValueError(f"could not load '{path}' as a torch.export program "
+        raise InputError(f"could not load '{path}' as a torch.export program "
                          f"({_first_line(err)}); " + _SAVE_HINT) from None
     batch, size = _input_shape(program, path)
     if str(device) != "cpu":
         program = _to_device(program, device)
     module = program.module()
     if exported_in_training(module):
-        raise ValueError(f"'{path}': {EXPORTED_IN_TRAINING}")
+        raise InputError(f"'{path}': {EXPORTED_IN_TRAINING}")
     return ExportedClassifier(module, batch), size
 
 
@@ -155,7 +155,7 @@ def _input_shape(program: Any, path: Path) -> tuple[int | None, tuple[int, int] 
     shapes = [tuple(node.meta["val"].shape) for node in program.graph.nodes
               if node.op == "placeholder" and node.name in names and "val" in node.meta]
     if len(names) != 1 or len(shapes) != 1 or len(shapes[0]) != 4:
-        raise ValueError(f"'{path}': the exported program must take one (B, C, H, W) image batch; "
+        raise InputError(f"'{path}': the exported program must take one (B, C, H, W) image batch; "
                          f"it takes {len(names)} input(s) of shape(s) {shapes}")
     batch, _, height, width = shapes[0]
     fixed = lambda v: int(v) if isinstance(v, int) else None  # noqa: E731 - SymInt when dynamic
@@ -179,15 +179,15 @@ def load_onnx(path: Path, device: torch.device) -> tuple[OnnxClassifier, tuple[i
     try:
         import onnxruntime  # noqa: F401
     except Exception as err:  # noqa: BLE001
-        raise ValueError(f"'{path}' needs onnxruntime, which cannot be imported here "
+        raise InputError(f"'{path}' needs onnxruntime, which cannot be imported here "
                          f"({_first_line(err)}); pip install onnxruntime") from None
     try:
         model = OnnxClassifier(path)
         shape = list(model.session.get_inputs()[0].shape)
     except Exception as err:  # noqa: BLE001 - ONNX Runtime's own error types
-        raise ValueError(f"could not load '{path}' as an ONNX model ({_first_line(err)})") from None
+        raise InputError(f"could not load '{path}' as an ONNX model ({_first_line(err)})") from None
     if len(shape) != 4:
-        raise ValueError(f"'{path}': the ONNX model must take one (B, C, H, W) image batch; its "
+        raise InputError(f"'{path}': the ONNX model must take one (B, C, H, W) image batch; its "
                          f"input is {shape}")
     height, width = shape[2:]
     size = (height, width) if isinstance(height, int) and isinstance(width, int) else None

@@ -9,7 +9,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import Sequence
 
-from .base import ModelFileNotFoundError
+from ..base.errors import InputError, InputTypeError, ModelFileNotFoundError
 
 
 @lru_cache(maxsize=1)
@@ -85,7 +85,7 @@ def wnid_to_class(wnid: str) -> int:
         return index[key]
     close = difflib.get_close_matches(key, list(index), n=3, cutoff=0.8)
     hint = f"; did you mean: {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(f"{key!r} is not an ImageNet-1k class (wnid){hint}")
+    raise InputError(f"{key!r} is not an ImageNet-1k class (wnid){hint}")
 
 
 def is_imagenet_labels(labels: Sequence[str]) -> bool:
@@ -119,15 +119,22 @@ def resolve_class(query: str | int, labels: Sequence[str]) -> int:
         shared by several classes (the message lists their ids).
     """
     if not labels:
-        raise ValueError("labels is empty; cannot resolve a class without class names")
+        raise InputError("labels is empty; cannot resolve a class without class names")
     if isinstance(query, Integral) and not isinstance(query, bool):
         return _check_class_id(int(query), len(labels))
     if not isinstance(query, str):
-        raise TypeError(f"class must be an int id or a str (id or name); got {type(query).__name__}")
+        raise InputTypeError(f"class must be an int id or a str (id or name); got {type(query).__name__}")
     text = query.strip()
     if re.fullmatch(r"[0-9]+", text):
         return _check_class_id(int(text), len(labels))
     return _resolve_name(text, list(labels))
+
+
+def class_name(class_id: int, class_names: Sequence[str] | None) -> str:
+    """The name of ``class_id`` in ``class_names``, or ``"class <id>"`` when unknown."""
+    if class_names is not None and 0 <= int(class_id) < len(class_names):
+        return str(class_names[int(class_id)])
+    return f"class {int(class_id)}"
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -157,22 +164,22 @@ def read_labels(path: str | Path) -> list[str]:
     try:
         lines = file.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read labels file '{file}': {err}") from err
+        raise InputError(f"cannot read labels file '{file}': {err}") from err
     names = [line.strip() for line in lines]
     while names and not names[-1]:
         names.pop()
     if not names:
-        raise ValueError(f"labels file '{file}' is empty; it must hold one class name per line")
+        raise InputError(f"labels file '{file}' is empty; it must hold one class name per line")
     blank = [i + 1 for i, name in enumerate(names) if not name]
     if blank:
-        raise ValueError(f"labels file '{file}' has blank line(s) at {blank[:10]}; it must hold "
+        raise InputError(f"labels file '{file}' has blank line(s) at {blank[:10]}; it must hold "
                          "exactly one class name per line, in output order")
     return names
 
 
 def _check_class_id(class_id: int, num_classes: int) -> int:
     if not 0 <= class_id < num_classes:
-        raise ValueError(f"class id {class_id} is out of range; allowed ids are 0..{num_classes - 1}")
+        raise InputError(f"class id {class_id} is out of range; allowed ids are 0..{num_classes - 1}")
     return class_id
 
 
@@ -192,7 +199,7 @@ def _synonyms_for(labels: list[str]) -> list[tuple[str, ...]]:
 def _resolve_name(text: str, labels: list[str]) -> int:
     key = _norm(text)
     if not key:
-        raise ValueError("class name is empty; give a class id or a class name")
+        raise InputError("class name is empty; give a class id or a class name")
     exact = [i for i, label in enumerate(labels) if _norm(label) == key]
     synonyms = _synonyms_for(labels)
     matches = exact or [i for i, names in enumerate(synonyms) if key in {_norm(n) for n in names}]
@@ -200,8 +207,8 @@ def _resolve_name(text: str, labels: list[str]) -> int:
         return matches[0]
     if matches:
         listed = ", ".join(f"{i} ({', '.join(synonyms[i])})" for i in matches)
-        raise ValueError(f"class name {text!r} is ambiguous: it matches ids {listed}; pass the id instead")
-    raise ValueError(_unknown_class_message(text, key, synonyms))
+        raise InputError(f"class name {text!r} is ambiguous: it matches ids {listed}; pass the id instead")
+    raise InputError(_unknown_class_message(text, key, synonyms))
 
 
 def _unknown_class_message(text: str, key: str, synonyms: list[tuple[str, ...]]) -> str:

@@ -22,15 +22,12 @@ from typing import Any, Iterator
 
 from torch import nn
 
+from ..base.errors import ModelUnavailableError
 from .preprocessing import Preprocessing, check_matches, from_hf, from_timm, from_torchvision
 
 __all__ = ["LibraryModel", "ModelUnavailableError", "load_hf", "load_timm", "load_torchvision"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-class ModelUnavailableError(ValueError):
-    """A model that cannot be loaded here: not installed, not cached, or unknown (one-line message)."""
 
 
 @dataclass

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..base.errors import InputError
+
 __all__ = ["INTERPOLATIONS", "Preprocessing", "check_matches", "from_hf", "from_timm",
            "from_torchvision", "probe_image"]
 
@@ -72,10 +74,10 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}; "
+            raise InputError(f"interpolation must be one of {sorted(INTERPOLATIONS)}; "
                              f"got {self.interpolation!r}")
         if self.crop_rounding not in ("round", "floor"):
-            raise ValueError(f"crop_rounding must be 'round' or 'floor'; got {self.crop_rounding!r}")
+            raise InputError(f"crop_rounding must be 'round' or 'floor'; got {self.crop_rounding!r}")
 
     @property
     def input_size(self) -> tuple[int, int] | None:
@@ -166,20 +168,20 @@ def _as_hwc(image: Any) -> np.ndarray:
         tensor = image.detach().cpu()
         tensor = tensor[0] if tensor.ndim == 4 and tensor.shape[0] == 1 else tensor
         if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
-            raise ValueError(f"image tensor must be (3, H, W) or (1, 3, H, W); got {tuple(image.shape)}")
+            raise InputError(f"image tensor must be (3, H, W) or (1, 3, H, W); got {tuple(image.shape)}")
         image = tensor.permute(1, 2, 0).numpy()
     array = np.asarray(image)
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3):
-        raise ValueError(f"image must be (H, W), (H, W, 3) or (3, H, W); got shape {array.shape}")
+        raise InputError(f"image must be (H, W), (H, W, 3) or (3, H, W); got shape {array.shape}")
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)
     array = array.astype(np.float32)
     if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
-        raise ValueError("a float image must hold values in [0, 1]")
+        raise InputError("a float image must hold values in [0, 1]")
     levels = array * np.float32(255.0)
     if np.allclose(levels, np.round(levels), atol=1e-3, rtol=0.0):
         return np.round(levels).astype(np.uint8)
@@ -229,7 +231,7 @@ def from_hf(processor: Any) -> Preprocessing:
     if get("do_center_crop", False):
         crop_size = dict(get("crop_size") or {})
         if "height" not in crop_size or "width" not in crop_size:
-            raise ValueError(f"{name}: unsupported crop_size {crop_size}")
+            raise InputError(f"{name}: unsupported crop_size {crop_size}")
         crop = (int(crop_size["height"]), int(crop_size["width"]))
     mean = std = None
     if get("do_normalize", True):
@@ -250,7 +252,7 @@ def _hf_resize(processor: Any, name: str) -> tuple[Any, tuple[int, int] | None]:
         if name.startswith("ConvNext") and crop_pct is not None:
             return ((int(edge / crop_pct), (edge, edge)) if edge < 384 else ((edge, edge), None))
         return edge, None
-    raise ValueError(f"{name}: unsupported size {size}; sedc understands {{'height', 'width'}} "
+    raise InputError(f"{name}: unsupported size {size}; sedc understands {{'height', 'width'}} "
                      "and {'shortest_edge'}")
 
 
@@ -290,7 +292,7 @@ def from_timm(config: dict) -> Preprocessing:
     elif mode == "center" and scaled[0] == scaled[1]:
         resize = scaled[0]
     else:
-        raise ValueError(f"timm crop_mode {mode!r} with input size {height}x{width} is not "
+        raise InputError(f"timm crop_mode {mode!r} with input size {height}x{width} is not "
                          "supported; use the Python API with your own preprocessing")
     return Preprocessing(resize, (height, width), str(config.get("interpolation", "bilinear")),
                          "round", _triple(config["mean"]), _triple(config["std"]))
@@ -320,7 +322,7 @@ def _attr(transform: Any, name: str) -> Any:
     for key in (name, private):
         if hasattr(transform, key):
             return getattr(transform, key)
-    raise ValueError(f"{type(transform).__name__} has no {name}; it is not an image "
+    raise InputError(f"{type(transform).__name__} has no {name}; it is not an image "
                      "classification preset")
 
 
@@ -360,11 +362,11 @@ def check_matches(preprocessing: Preprocessing, reference: Callable[[Image.Image
         ours = torch.from_numpy(preprocessing.prepare(probe)).permute(2, 0, 1)[None]
         ours = preprocessing.normalize(ours)[0]
         if tuple(ours.shape) != tuple(expected.shape):
-            raise ValueError(f"{source}: sedc's preprocessing gives {tuple(ours.shape)} images but "
+            raise InputError(f"{source}: sedc's preprocessing gives {tuple(ours.shape)} images but "
                              f"the model's own gives {tuple(expected.shape)}; use the Python API "
                              "with your own preprocessing")
         worst = float((ours - expected).abs().max())
         if worst > _CHECK_TOLERANCE:
-            raise ValueError(f"{source}: sedc's preprocessing ({preprocessing.describe()}) differs "
+            raise InputError(f"{source}: sedc's preprocessing ({preprocessing.describe()}) differs "
                              f"from the model's own by up to {worst:.3g}; use the Python API with "
                              "your own preprocessing")

@@ -25,8 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .export import ExportError, cached_path, export_to_cache
-from .outputs import eval_mode, to_scores
+from ..base.errors import (
+    ExportError,
+    InputError,
+    InputTypeError,
+    MissingDependencyError,
+    ModelFileNotFoundError,
+)
+from ..base.outputs import eval_mode, to_scores
+from .export import cached_path, export_to_cache
 
 __all__ = ["RUNTIMES", "ExportError", "OnnxClassifier", "accelerate"]
 
@@ -213,7 +220,7 @@ def open_session(path: str, threads: int) -> Any:
     import onnxruntime as ort
 
     if not Path(path).exists():
-        raise FileNotFoundError(f"ONNX model file '{path}' not found on this machine (worker processes "
+        raise ModelFileNotFoundError(f"ONNX model file '{path}' not found on this machine (worker processes "
                                 "and Ray actors reopen it from the path: share SEDC_CACHE, or use "
                                 "runtime='torch')")
     options = ort.SessionOptions()
@@ -231,17 +238,17 @@ def open_session(path: str, threads: int) -> Any:
 
 def _check_arguments(model: Any, input_shape: Any, runtime: Any, device: Any) -> tuple[int, int, int]:
     if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}; got {runtime!r}")
+        raise InputError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}; got {runtime!r}")
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        raise InputTypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     try:
         shape = tuple(int(s) for s in input_shape)
     except (TypeError, ValueError):
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (C, H, W), three positive integers; got {input_shape!r}")
+        raise InputError(f"input_shape must be (C, H, W), three positive integers; got {input_shape!r}")
     if runtime == "onnxruntime" and device is not None and torch.device(device).type != "cpu":
-        raise ValueError(f"runtime='onnxruntime' runs on the CPU; got device={device!r} "
+        raise InputError(f"runtime='onnxruntime' runs on the CPU; got device={device!r} "
                          "(use runtime='torch' on CUDA)")
     return shape  # type: ignore[return-value]
 
@@ -251,4 +258,4 @@ def _require_onnx() -> None:
         try:
             __import__(name)
         except ImportError as err:
-            raise ImportError(f"runtime='onnxruntime' needs the {name} package; {_INSTALL_HINT}") from err
+            raise MissingDependencyError(f"runtime='onnxruntime' needs the {name} package; {_INSTALL_HINT}") from err

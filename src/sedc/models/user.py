@@ -34,12 +34,13 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .._validate import resolve_device
-from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelFileNotFoundError, Normalized
+from ..base.errors import InputError, InputTypeError, ModelFileNotFoundError, ModelUnavailableError
+from ..base.outputs import in_training_mode
+from ..base.validate import resolve_device
+from .base import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Normalized
 from .files import file_kind, load_exported, load_onnx, load_torchscript
 from .labels import imagenet_labels, read_labels
-from .libraries import LibraryModel, ModelUnavailableError, load_hf, load_timm, load_torchvision
-from .outputs import in_training_mode
+from .libraries import LibraryModel, load_hf, load_timm, load_torchvision
 from .preprocessing import Preprocessing
 
 #: Input normalisations understood by :func:`load_user_model`: name -> (mean, std) or None.
@@ -108,7 +109,7 @@ def load_user_model(spec: str | Path, *, input_size: int | tuple[int, int] | Non
         A factory that is not callable or does not return a ``torch.nn.Module``.
     """
     if not isinstance(spec, (str, Path)):
-        raise TypeError(f"model spec must be a str or pathlib.Path; got {type(spec).__name__}")
+        raise InputTypeError(f"model spec must be a str or pathlib.Path; got {type(spec).__name__}")
     dev = resolve_device(device)
     text = str(spec).strip()
     if is_library_spec(text):
@@ -123,7 +124,7 @@ def load_library(spec: str) -> LibraryModel:
     """A library model from ``torchvision:...``, ``timm:...`` or ``hf:...``."""
     kind, _, rest = spec.partition(":")
     if not rest:
-        raise ValueError(f"model spec {spec!r} names no model; e.g. {kind}:"
+        raise InputError(f"model spec {spec!r} names no model; e.g. {kind}:"
                          + {"torchvision": "resnet50", "timm": "resnet18", "hf": "ORG/NAME"}[kind])
     if kind == "torchvision":
         name, _, weights = rest.partition(":")
@@ -137,7 +138,7 @@ def _refuse_overrides(spec: str, input_size: Any, normalize: Any) -> None:
     given = [name for name, value in (("input_size", input_size), ("normalize", normalize))
              if value is not None]
     if given:
-        raise ValueError(f"{' and '.join(given)} do not apply to {spec}: it brings its own "
+        raise InputError(f"{' and '.join(given)} do not apply to {spec}: it brings its own "
                          "preprocessing (resize, crop and normalisation from its metadata)")
 
 
@@ -183,7 +184,7 @@ def choose_labels(labels: Any, own: list[str] | None, num_classes: int) -> list[
     else:
         names, source = read_labels(labels), f"labels file '{labels}'"
     if len(names) != num_classes:
-        raise ValueError(f"{source} has {len(names)} names but the model outputs {num_classes} "
+        raise InputError(f"{source} has {len(names)} names but the model outputs {num_classes} "
                          "classes; give one name per class, in output order")
     return list(names)
 
@@ -196,7 +197,7 @@ def _own_preprocessing(spec: str, input_size: Any, fixed: tuple[int, int] | None
                        normalize: str | None) -> Preprocessing:
     size = _check_size(input_size)
     if fixed is not None and size is not None and size != fixed:
-        raise ValueError(f"input_size {size[0]}x{size[1]} does not match the {fixed[0]}x{fixed[1]} "
+        raise InputError(f"input_size {size[0]}x{size[1]} does not match the {fixed[0]}x{fixed[1]} "
                          f"input fixed in {spec}")
     size = size or fixed or (DEFAULT_INPUT_SIZE, DEFAULT_INPUT_SIZE)
     norm = _normalization("imagenet" if normalize is None else normalize)
@@ -209,18 +210,18 @@ def _check_size(input_size: Any) -> tuple[int, int] | None:
         return None
     pair = tuple(input_size) if isinstance(input_size, (tuple, list)) else (input_size, input_size)
     if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
-        raise TypeError(f"input_size must be a positive int or a (height, width) pair; got {input_size!r}")
+        raise InputTypeError(f"input_size must be a positive int or a (height, width) pair; got {input_size!r}")
     if min(pair) < 1:
-        raise ValueError(f"input_size must be positive; got {input_size!r}")
+        raise InputError(f"input_size must be positive; got {input_size!r}")
     return int(pair[0]), int(pair[1])
 
 
 def _normalization(normalize: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     if not isinstance(normalize, str):
-        raise TypeError(f"normalize must be one of {list(NORMALIZATIONS)}; got {type(normalize).__name__}")
+        raise InputTypeError(f"normalize must be one of {list(NORMALIZATIONS)}; got {type(normalize).__name__}")
     key = normalize.strip().lower()
     if key not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {list(NORMALIZATIONS)}; got {normalize!r}")
+        raise InputError(f"normalize must be one of {list(NORMALIZATIONS)}; got {normalize!r}")
     return NORMALIZATIONS[key]
 
 
@@ -232,13 +233,13 @@ def _load_spec(spec: str | Path, text: str, device: torch.device) -> tuple[nn.Mo
     if path.is_dir():
         hint = f"; for a Hugging Face save_pretrained folder use hf:{text}" \
             if (path / "config.json").is_file() else ""
-        raise ValueError(f"model spec {text!r} is a folder; give a model file or "
+        raise InputError(f"model spec {text!r} is a folder; give a model file or "
                          f"'package.module:factory'{hint}")
     if isinstance(spec, str) and _FACTORY_SPEC.match(text):
         return load_factory(text).to(device), None
     if isinstance(spec, Path) or _looks_like_path(text):
         raise ModelFileNotFoundError(f"model file not found: '{path.absolute()}'")
-    raise ValueError(f"model spec {text!r} is not a model file, 'package.module:factory', "
+    raise InputError(f"model spec {text!r} is not a model file, 'package.module:factory', "
                      "torchvision:NAME, timm:NAME or hf:ORG/NAME")
 
 
@@ -256,7 +257,7 @@ def _load_file(path: Path, device: torch.device) -> tuple[nn.Module, tuple[int, 
     if kind == "unknown" and path.suffix.lower() == ".pt2":
         return load_exported(path, device)
     if kind == "checkpoint":
-        raise ValueError(f"'{path}' is a torch.save checkpoint (a state_dict or a pickled model), "
+        raise InputError(f"'{path}' is a torch.save checkpoint (a state_dict or a pickled model), "
                          "not a runnable model: give a 'package.module:factory' spec whose factory "
                          "builds the model and loads it, or save the model with torch.jit.script "
                          "(.pt) or torch.export (.pt2)")
@@ -279,16 +280,16 @@ def load_factory(spec: str) -> nn.Module:
     factory: Any = module
     for attr in attr_path.split("."):
         if not hasattr(factory, attr):
-            raise ValueError(f"module {module_name!r} has no attribute {attr_path!r} "
+            raise InputError(f"module {module_name!r} has no attribute {attr_path!r} "
                              f"(from model spec {spec!r}, expected 'package.module:factory')")
         factory = getattr(factory, attr)
     if not callable(factory):
-        raise TypeError(f"{spec!r} is a {type(factory).__name__}, not a callable factory; it must be "
+        raise InputTypeError(f"{spec!r} is a {type(factory).__name__}, not a callable factory; it must be "
                         "a function or class that, called with no arguments, returns a torch.nn.Module")
     _refuse_library_builder(spec, module_name, factory)
     model = factory()
     if not isinstance(model, nn.Module):
-        raise TypeError(f"factory {spec!r} returned a {type(model).__name__}; it must return a "
+        raise InputTypeError(f"factory {spec!r} returned a {type(model).__name__}; it must return a "
                         "torch.nn.Module")
     if in_training_mode(model):
         warnings.warn(f"{spec} returned a model in training mode; sedc evaluates it in eval mode. "
@@ -306,7 +307,7 @@ def _import(module_name: str, spec: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"cannot import module {module_name!r} from model spec {spec!r} ({err}); "
+        raise InputError(f"cannot import module {module_name!r} from model spec {spec!r} ({err}); "
                          "expected 'package.module:factory' with the module in the current folder "
                          "or importable (e.g. on PYTHONPATH)") from err
 
@@ -319,7 +320,7 @@ def _refuse_library_builder(spec: str, module_name: str, factory: Any) -> None:
     library = found[0].split(".")[0]
     name = getattr(factory, "__name__", spec.split(":")[-1])
     hint = "hf:ORG/NAME" if library == "transformers" else f"{library}:{name}"
-    raise ValueError(f"{spec} would build {library}'s model with random weights; use --model "
+    raise InputError(f"{spec} would build {library}'s model with random weights; use --model "
                      f"{hint} for the pretrained model with its own preprocessing and labels")
 
 
@@ -331,11 +332,11 @@ def _probe_num_classes(module: nn.Module, size: tuple[int, int] | None, device: 
         with torch.no_grad():
             out = module(batch)
     except Exception as err:  # user code: any failure means the model does not fit the contract
-        raise ValueError(f"model {name!r} failed on a zeros batch of shape (1, 3, {height}, {width}) "
+        raise InputError(f"model {name!r} failed on a zeros batch of shape (1, 3, {height}, {width}) "
                          f"({type(err).__name__}: {_first_line(err)}); check input_size and normalize "
                          "(the model must take RGB batches (B, 3, H, W))") from err
     if out.ndim != 2 or out.shape[0] != 1 or out.shape[1] < 1:
-        raise ValueError(f"model {name!r} returned {tuple(out.shape)} for one image; it must return "
+        raise InputError(f"model {name!r} returned {tuple(out.shape)} for one image; it must return "
                          "class scores of shape (B, K)")
     return int(out.shape[1])
 

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..base.errors import InputError
+
 RESULTS_FILE, ERRORS_FILE = "results.jsonl", "errors.jsonl"
 
 
@@ -42,9 +44,9 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
         except json.JSONDecodeError as err:
             if position == len(lines) - 1:
                 break
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            raise InputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
         if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            raise InputError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
     return rows
 

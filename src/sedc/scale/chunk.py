@@ -14,9 +14,10 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from ..models.outputs import in_training_mode, warn_training_mode
-from ..options import ExplainOptions
-from ..result import Explanation, ImageError
+from ..base.errors import ImageError, InputTypeError
+from ..base.options import ExplainOptions
+from ..base.outputs import in_training_mode, warn_training_mode
+from ..core.result import Explanation
 from .runner import Runner
 
 Triple = tuple[int, Any, Any]  # (index in the input, image or loader, segments or None)
@@ -48,7 +49,7 @@ def build_model_checked(classifier: Any, device: torch.device) -> tuple[Any, boo
             training = in_training_mode(model)
             return model.to(device).eval(), training
         return model, False
-    raise TypeError(f"classifier for worker processes must be an nn.Module or a picklable factory; "
+    raise InputTypeError(f"classifier for worker processes must be an nn.Module or a picklable factory; "
                     f"got {type(classifier).__name__}")
 
 

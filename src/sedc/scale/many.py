@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..options import ExplainOptions
-from ..result import Explanation, ImageError, check_on_error
+from ..base.errors import ImageError, InputError
+from ..base.options import ExplainOptions
+from ..core.result import Explanation
+from .recovery import check_on_error
 from .runner import Runner
 
 
@@ -77,7 +79,7 @@ def iter_explain(
     check_on_error(on_error)
     settings = ExplainOptions.build(options, **explain_options)
     if ray_address is not None and devices is not None:
-        raise ValueError("pass either devices (worker processes) or ray_address (Ray), not both")
+        raise InputError("pass either devices (worker processes) or ray_address (Ray), not both")
     if ray_address is not None:
         from .ray import iter_explain_ray
 

@@ -64,12 +64,21 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from ..models.outputs import in_training_mode, warn_training_mode
-from ..options import ExplainOptions
-from ..result import Explanation, ImageError, check_on_error
+from ..base.errors import (
+    ImageError,
+    InputError,
+    InputTypeError,
+    MissingDependencyError,
+    RayClusterError,
+    RayConnectError,
+)
+from ..base.options import ExplainOptions
+from ..base.outputs import in_training_mode, warn_training_mode
+from ..core.result import Explanation
 from .chunk import Triple
-from .ray_connect import DEFAULT_TIMEOUT, RayConnectError, connect
-from .ray_pool import IN_FLIGHT, ActorPool, RayClusterError, RayEvent, log_event
+from .ray_connect import DEFAULT_TIMEOUT, connect
+from .ray_pool import IN_FLIGHT, ActorPool, RayEvent, log_event
+from .recovery import check_on_error
 from .runner import segments_for
 
 INSTALL_HINT = "sedc.scale.ray needs Ray: pip install 'sedc[ray]'"
@@ -81,7 +90,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as err:
-        raise ImportError(f"{INSTALL_HINT} ({err})") from err
+        raise MissingDependencyError(f"{INSTALL_HINT} ({err})") from err
     return ray
 
 
@@ -179,7 +188,7 @@ def iter_explain_ray(
     options = ExplainOptions.build(options, **explain_options)
     _check_sizes(chunk_size, num_actors, num_gpus_per_actor)
     if not callable(classifier):
-        raise TypeError(f"classifier must be an nn.Module or a picklable factory; got {type(classifier).__name__}")
+        raise InputTypeError(f"classifier must be an nn.Module or a picklable factory; got {type(classifier).__name__}")
     if in_training_mode(classifier):  # each actor evaluates its own copy in eval mode
         warn_training_mode(stacklevel=3)
     ray = import_ray()
@@ -210,12 +219,12 @@ def explain_many_ray(images: Iterable[Any], classifier: Any, segments: Any = Non
 def _check_sizes(chunk_size: Any, num_actors: Any, num_gpus_per_actor: Any) -> None:
     """Usage errors for the sizes, raised before anything starts."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
+        raise InputError(f"chunk_size must be a positive integer; got {chunk_size!r}")
     if num_actors is not None and (isinstance(num_actors, bool) or not isinstance(num_actors, int)
                                    or num_actors < 1):
-        raise ValueError(f"num_actors must be a positive integer; got {num_actors!r}")
+        raise InputError(f"num_actors must be a positive integer; got {num_actors!r}")
     if num_gpus_per_actor is not None and not num_gpus_per_actor >= 0:
-        raise ValueError(f"num_gpus_per_actor must be >= 0; got {num_gpus_per_actor!r}")
+        raise InputError(f"num_gpus_per_actor must be >= 0; got {num_gpus_per_actor!r}")
 
 
 def _cpu_copy(classifier: Any) -> Any:

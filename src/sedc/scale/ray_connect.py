@@ -33,30 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..base.errors import InputError, RayConnectError
+
 DEFAULT_TIMEOUT = 30.0
 TCP_TIMEOUT = 5.0
 GCS_CALL = ("/ray.rpc.NodeInfoGcsService/GetClusterId", b"")  # GetClusterIdRequest {}
 CLIENT_CALL = ("/ray.rpc.RayletDriver/ClusterInfo", b"\x08\x06")  # ClusterInfoRequest {type: PING}
 LOCAL = ("local", None)
-
-
-class RayConnectError(ConnectionError):
-    """Ray could not be reached or refused us: a failure of the whole run, not of an image.
-
-    Attributes
-    ----------
-    address : str
-        The address as given.
-    cause : str
-        ``"refused"``, ``"timeout"``, ``"unreachable"``, ``"unknown host"``, ``"auth"``,
-        ``"not a Ray GCS"``, ``"not a Ray Client server"``, ``"no cluster found"`` or ``"error"``.
-    detail : str
-        One line on what happened and what to do.
-    """
-
-    def __init__(self, address: str, cause: str, detail: str) -> None:
-        self.address, self.cause, self.detail = address, cause, detail
-        super().__init__(f"cannot connect to Ray at {address}: {cause} ({detail})")
 
 
 def connect(ray: Any, address: str | None, timeout: float = DEFAULT_TIMEOUT, **init_options: Any) -> Any:
@@ -87,7 +70,7 @@ def connect(ray: Any, address: str | None, timeout: float = DEFAULT_TIMEOUT, **i
         fails or does not return within ``timeout``.
     """
     if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds; got {timeout!r}")
+        raise InputError(f"timeout must be > 0 seconds; got {timeout!r}")
     target = resolve(address)
     if target in LOCAL:
         return ray.init(address=address, **init_options)

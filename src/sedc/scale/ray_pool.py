@@ -12,20 +12,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ..options import ExplainOptions
-from ..result import ImageError, failed
+from ..base.errors import ImageError, RayClusterError, WorkerError
+from ..base.options import ExplainOptions
 from .chunk import Triple, build_model, run_chunk, unpack
+from .recovery import failed
 
 IN_FLIGHT = 2          # chunks handed to one actor at a time
 MAX_CPU_ACTORS = 4
 STARTUP_FAILURES = 3   # actors dying before they are ready, in a row, before giving up
 NODE_CHECK_TIMEOUT = 1.0  # seconds to reach a dead actor's raylet before calling its node gone
 NO_ACTOR_LIMIT = 300.0    # seconds with work left and no actor ready, before giving up
-
-
-class RayClusterError(RuntimeError):
-    """The cluster can no longer run the work (no actor could start for NO_ACTOR_LIMIT seconds):
-    a failure of the whole run, not of its images."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,6 @@ class RayEvent:
         text = (f"Ray {what} {self.node} {gone}: {_plural(self.requeued, 'image')} back in the queue "
                 f"for {_plural(self.survivors, 'surviving actor')}")
         return text + (f", {self.given_up} given up (died twice)" if self.given_up else "")
-
 
 
 _ACTOR_CLASS: Any = None
@@ -304,10 +299,10 @@ class ActorPool:
             _, node_id = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as err:
             if getattr(err, "actor_init_failed", False):
-                raise RuntimeError(f"a Ray actor could not build the model: {_cause(err)}") from err
+                raise WorkerError(f"a Ray actor could not build the model: {_cause(err)}") from err
             self.startup_failures += 1
             if self.startup_failures >= STARTUP_FAILURES:
-                raise RuntimeError(f"{self.startup_failures} Ray actors died while starting; last: "
+                raise WorkerError(f"{self.startup_failures} Ray actors died while starting; last: "
                                    f"{_cause(err)}") from err
             self._replace(key)
             return
@@ -342,7 +337,6 @@ class ActorPool:
         for actor in self.actors.values():
             self._kill(actor)
         self.actors.clear()
-
 
 
 def log_event(event: RayEvent) -> None:

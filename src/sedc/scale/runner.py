@@ -13,7 +13,10 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
-from .._validate import classifier_device
+from ..base.errors import ImageError
+from ..base.options import ExplainOptions
+from ..base.outputs import eval_mode
+from ..base.validate import classifier_device
 from ..core.engine import (
     Job,
     evaluate_batch,
@@ -24,9 +27,8 @@ from ..core.engine import (
     take_batch,
     use_channels_last,
 )
-from ..models.outputs import eval_mode
-from ..options import ExplainOptions
-from ..result import Explanation, ImageError, failed
+from ..core.result import Explanation
+from .recovery import failed
 from .task import unwrap
 
 Result = tuple[int, "Explanation | ImageError"]

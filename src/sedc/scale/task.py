@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..options import ExplainOptions
+from ..base.errors import InputTypeError
+from ..base.options import ExplainOptions
 
 # The settings of one image's search. The others (batch_size, autocast, channels_last, max_batch)
 # shape the shared model batches, so they stay per run.
@@ -50,7 +51,7 @@ class Task:
         settings = dict(self.options)
         unknown = sorted(set(settings) - set(TASK_OPTIONS))
         if unknown:
-            raise TypeError(f"a Task sets only {', '.join(TASK_OPTIONS)}; got {', '.join(unknown)} "
+            raise InputTypeError(f"a Task sets only {', '.join(TASK_OPTIONS)}; got {', '.join(unknown)} "
                             "(the other options apply to the whole run)")
         ExplainOptions(**settings)  # validate the values now, in the caller's process
         object.__setattr__(self, "options", settings)

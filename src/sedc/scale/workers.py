@@ -22,11 +22,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from .._validate import resolve_device
-from ..models.outputs import TRAINING_MODE_WARNING, in_training_mode, warn_training_mode
-from ..options import ExplainOptions
-from ..result import ImageError, failed
+from ..base.errors import ImageError, InputError, InputTypeError, WorkerError
+from ..base.options import ExplainOptions
+from ..base.outputs import TRAINING_MODE_WARNING, in_training_mode, warn_training_mode
+from ..base.validate import resolve_device
 from .chunk import Triple, build_model_checked, run_chunk, unpack
+from .recovery import failed
 from .runner import segments_for
 
 CHUNK = 4          # images per task
@@ -46,7 +47,7 @@ def parse_devices(devices: Any) -> list[str]:
         devices = [d.strip() for d in devices.split(",") if d.strip()]
     out = [str(resolve_device(d)) for d in devices]
     if not out:
-        raise ValueError("devices must name at least one device, e.g. 'all', 'cuda:0,cuda:1' or 'cpu,cpu'")
+        raise InputError("devices must name at least one device, e.g. 'all', 'cuda:0,cuda:1' or 'cpu,cpu'")
     return out
 
 
@@ -227,7 +228,7 @@ class _Dispatch:
                 if message is None:
                     yield from self._died(worker)
                 elif message[0] == "fatal":
-                    raise RuntimeError(f"worker on {worker.device} could not start: {message[1]}")
+                    raise WorkerError(f"worker on {worker.device} could not start: {message[1]}")
                 elif message[0] == "warning":
                     self._warn(message[1])
                 else:
@@ -301,7 +302,7 @@ def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, 
     try:
         payload = pickle.dumps((classifier, segmenter, options, window), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as err:  # noqa: BLE001
-        raise TypeError(f"worker processes need a picklable classifier and segmenter (module-level "
+        raise InputTypeError(f"worker processes need a picklable classifier and segmenter (module-level "
                         f"classes or functions, functools.partial): {type(err).__name__}: {err}") from err
     todo = [(i, item, segments_for(segments, i)) for i, item in enumerate(images)]
     pool = _Pool(payload, devices, mp.get_context(START_METHOD))

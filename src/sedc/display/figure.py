@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -16,12 +16,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.segmentation import mark_boundaries
 
-if TYPE_CHECKING:  # visualize takes data; result.py reaches it only from Explanation.plot
-    from .result import Explanation
+from ..base.errors import InputError, InputTypeError
+from ..models.labels import class_name
 
 _FIELDS = ("image", "segmentation", "mask", "perturbed_image", "segments", "original_class", "new_class")
 
-__all__ = ["class_name", "plot", "summary"]
+__all__ = ["plot", "summary"]
 
 HIGHLIGHT = "#ff9f1c"      # outline and tint of the removed regions
 BOUNDARY = (1.0, 1.0, 0.85)  # segment boundaries on the original
@@ -37,7 +37,7 @@ _STOP_TEXT = {
 }
 
 
-def plot(explanation: Explanation, labels: Sequence[str] | None = None, path: str | Path | None = None,
+def plot(explanation: Any, labels: Sequence[str] | None = None, path: str | Path | None = None,
          *, title: str | None = None, figsize: tuple[float, float] | None = None,
          dpi: int = 120) -> Figure:
     """Draw an explanation as three panels.
@@ -68,9 +68,9 @@ def plot(explanation: Explanation, labels: Sequence[str] | None = None, path: st
     matplotlib.figure.Figure
     """
     if not all(hasattr(explanation, name) for name in _FIELDS):
-        raise TypeError(f"explanation must be a sedc.Explanation; got {type(explanation).__name__}")
+        raise InputTypeError(f"explanation must be a sedc.Explanation; got {type(explanation).__name__}")
     if not isinstance(dpi, int) or isinstance(dpi, bool) or dpi < 1:
-        raise ValueError(f"dpi must be a positive int; got {dpi!r}")
+        raise InputError(f"dpi must be a positive int; got {dpi!r}")
     image = _rgb(explanation.image, "image")
     perturbed = _rgb(explanation.perturbed_image, "perturbed_image")
     segmentation = np.asarray(explanation.segmentation)
@@ -89,14 +89,7 @@ def plot(explanation: Explanation, labels: Sequence[str] | None = None, path: st
     return fig
 
 
-def class_name(class_id: int, labels: Sequence[str] | None) -> str:
-    """The name of ``class_id`` in ``labels``, or ``"class <id>"`` when unknown."""
-    if labels is not None and 0 <= int(class_id) < len(labels):
-        return str(labels[int(class_id)])
-    return f"class {int(class_id)}"
-
-
-def summary(explanation: Explanation, labels: Sequence[str] | None = None) -> str:
+def summary(explanation: Any, labels: Sequence[str] | None = None) -> str:
     """One sentence describing the explanation (the figure's footer).
 
     Parameters
@@ -128,7 +121,7 @@ def summary(explanation: Explanation, labels: Sequence[str] | None = None) -> st
 # Panels
 # --------------------------------------------------------------------------------------------
 
-def _draw_original(ax: Axes, image: np.ndarray, segmentation: np.ndarray, e: Explanation,
+def _draw_original(ax: Axes, image: np.ndarray, segmentation: np.ndarray, e: Any,
                    labels: Sequence[str] | None) -> None:
     if segmentation.shape == image.shape[:2]:
         marked = mark_boundaries(image, segmentation, color=BOUNDARY, mode="inner")
@@ -137,7 +130,7 @@ def _draw_original(ax: Axes, image: np.ndarray, segmentation: np.ndarray, e: Exp
 
 
 def _draw_removed(ax: Axes, image: np.ndarray, segmentation: np.ndarray, mask: np.ndarray,
-                  e: Explanation) -> None:
+                  e: Any) -> None:
     tint = np.array(_hex_rgb(HIGHLIGHT))
     gray = image @ np.array([0.299, 0.587, 0.114])
     dimmed = 0.2 + 0.4 * (0.25 * image + 0.75 * gray[..., None])
@@ -149,7 +142,7 @@ def _draw_removed(ax: Axes, image: np.ndarray, segmentation: np.ndarray, mask: n
         _outline(ax, segmentation, mask, e.segments)
 
 
-def _draw_counterfactual(ax: Axes, perturbed: np.ndarray, e: Explanation,
+def _draw_counterfactual(ax: Axes, perturbed: np.ndarray, e: Any,
                          labels: Sequence[str] | None) -> None:
     if e.found:
         text = f"Counterfactual: {class_name(e.new_class, labels)} {_score(e.new_score)}"
@@ -185,19 +178,19 @@ def _rgb(tensor, name: str) -> np.ndarray:
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != 3:
-        raise ValueError(f"explanation.{name} must have shape (1, C, H, W); got {tuple(array.shape)}")
+        raise InputError(f"explanation.{name} must have shape (1, C, H, W); got {tuple(array.shape)}")
     channels = array[:3] if array.shape[0] >= 3 else np.repeat(array[:1], 3, axis=0)
     return np.clip(channels.transpose(1, 2, 0).astype(np.float64), 0.0, 1.0)
 
 
-def _removed_mask(e: Explanation, shape: tuple[int, int]) -> np.ndarray:
+def _removed_mask(e: Any, shape: tuple[int, int]) -> np.ndarray:
     mask = None if e.mask is None else np.asarray(e.mask, dtype=bool)
     if mask is not None and mask.shape == shape:
         return mask
     segmentation = np.asarray(e.segmentation)
     if segmentation.shape == shape:
         return np.isin(segmentation, list(e.segments))
-    raise ValueError(f"explanation.mask and explanation.segmentation must have the image's shape "
+    raise InputError(f"explanation.mask and explanation.segmentation must have the image's shape "
                      f"{shape}; got {None if mask is None else mask.shape} and {segmentation.shape}")
 
 

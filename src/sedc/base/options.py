@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._validate import positive_number
+from .errors import InputError, InputTypeError
+from .validate import positive_number
 
 MODES = ("mean", "blur", "random", "inpaint", "inpaint_telea", "harmonic")
 
@@ -98,10 +99,10 @@ class ExplainOptions:
         """
         unknown = sorted(set(overrides) - set(cls.names()))
         if unknown:
-            raise TypeError(f"unknown option(s) {', '.join(unknown)}; the options are "
+            raise InputTypeError(f"unknown option(s) {', '.join(unknown)}; the options are "
                             f"{', '.join(cls.names())}")
         if options is not None and not isinstance(options, ExplainOptions):
-            raise TypeError(f"options must be an ExplainOptions; got {type(options).__name__}")
+            raise InputTypeError(f"options must be an ExplainOptions; got {type(options).__name__}")
         base = options if options is not None else cls()
         return dataclasses.replace(base, **overrides) if overrides else base
 
@@ -114,11 +115,11 @@ def check_mode(mode: Any) -> None:
     """Raise for an unknown mode name or a mode of the wrong type (listing what is allowed)."""
     if isinstance(mode, str):
         if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; valid modes are {', '.join(map(repr, MODES))}, "
+            raise InputError(f"unknown mode {mode!r}; valid modes are {', '.join(map(repr, MODES))}, "
                              "a callable (image, segments) -> fill, or a fill image")
         return
     if not isinstance(mode, (torch.Tensor, np.ndarray)) and not callable(mode):
-        raise TypeError(f"mode must be one of {list(MODES)}, a callable (image, segments) -> fill, "
+        raise InputTypeError(f"mode must be one of {list(MODES)}, a callable (image, segments) -> fill, "
                         f"or a fill image; got {type(mode).__name__}")
 
 
@@ -132,9 +133,9 @@ def check_target(target: Any) -> int | None:
     if target is None:
         return None
     if isinstance(target, bool) or not isinstance(target, Integral):
-        raise TypeError(f"target must be None or an integer class index; got {target!r}")
+        raise InputTypeError(f"target must be None or an integer class index; got {target!r}")
     if target < 0:
-        raise ValueError(f"target must be a class index >= 0; got {target}")
+        raise InputError(f"target must be a class index >= 0; got {target}")
     return int(target)
 
 
@@ -143,21 +144,21 @@ def check_batch_size(batch_size: Any) -> int | str:
     if isinstance(batch_size, str) and batch_size == "auto":
         return "auto"
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral):
-        raise TypeError(f"batch_size must be 'auto' or a positive integer; got {batch_size!r}")
+        raise InputTypeError(f"batch_size must be 'auto' or a positive integer; got {batch_size!r}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be 'auto' or a positive integer; got {batch_size!r}")
+        raise InputError(f"batch_size must be 'auto' or a positive integer; got {batch_size!r}")
     return int(batch_size)
 
 
 def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise TypeError(f"seed must be an integer; got {seed!r}")
+        raise InputTypeError(f"seed must be an integer; got {seed!r}")
     return int(seed)
 
 
 def _check_flag(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
+        raise InputTypeError(f"{name} must be True or False; got {value!r}")
     return bool(value)
 
 
@@ -165,5 +166,5 @@ def _check_channels_last(option: Any) -> bool | str:
     if isinstance(option, str) and option == "auto":
         return "auto"
     if not isinstance(option, (bool, np.bool_)):
-        raise TypeError(f"channels_last must be True, False or 'auto'; got {option!r}")
+        raise InputTypeError(f"channels_last must be True, False or 'auto'; got {option!r}")
     return bool(option)

@@ -48,10 +48,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .._validate import resolve_device
-from ..cli.common import positive_int
-from .cases import CASES, load_photos, quickshift_segments
-from .measure import (
+from ..base.validate import resolve_device
+from ..benchmark.cases import CASES, load_photos, quickshift_segments
+from ..benchmark.measure import (
     IMPLEMENTATIONS,
     QUICK_PHOTO,
     QUICKSHIFT,
@@ -66,7 +65,8 @@ from .measure import (
     default_implementations,
     warm_up_model,
 )
-from .report import format_machine, machine_info, write_plot
+from ..benchmark.report import format_machine, machine_info, write_plot
+from .common import positive_int
 
 # --------------------------------------------------------------------------------------------
 # Command line
@@ -144,7 +144,7 @@ def _json_default(obj: Any) -> Any:
         return list(obj)
     if isinstance(obj, (torch.device, Path)):
         return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")  # protocol: json.dump's default hook
 
 
 def _clean(obj: Any) -> Any:
@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     modes = args.modes or (["mean"] if args.quick else ["blur"])
-    from ..options import MODES
+    from ..base.options import MODES
 
     bad_modes = [m for m in modes if m not in MODES]
     if bad_modes:

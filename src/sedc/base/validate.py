@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import InputError, InputTypeError
+
 IMAGE_LAYOUTS = (
     "a torch tensor of shape (C, H, W) or (1, C, H, W); "
     "a numpy array of shape (H, W, C) or (H, W), float in [0, 1] or uint8; "
@@ -49,36 +51,36 @@ def as_image_tensor(image: Any) -> torch.Tensor:
         return _array_to_tensor(image)
     if isinstance(image, torch.Tensor):
         return _check_tensor(image)
-    raise TypeError(f"image must be {IMAGE_LAYOUTS}; got {type(image).__name__}")
+    raise InputTypeError(f"image must be {IMAGE_LAYOUTS}; got {type(image).__name__}")
 
 
 def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3:
-        raise ValueError(f"image has shape {array.shape}; accepted layouts are {IMAGE_LAYOUTS}")
+        raise InputError(f"image has shape {array.shape}; accepted layouts are {IMAGE_LAYOUTS}")
     if array.shape[2] > 4 and array.shape[0] <= 4:
-        raise ValueError(
+        raise InputError(
             f"image array has shape {array.shape}, which looks channels-first; numpy images "
             f"must be (H, W, C) (use array.transpose(1, 2, 0)); accepted layouts are {IMAGE_LAYOUTS}"
         )
     if array.shape[2] > 4:
-        raise ValueError(f"image array has {array.shape[2]} channels; numpy images must be "
+        raise InputError(f"image array has {array.shape[2]} channels; numpy images must be "
                          f"(H, W, C) with 1 to 4 channels")
     if array.dtype == np.uint8:
         out = array.astype(np.float32) / 255.0
     elif np.issubdtype(array.dtype, np.floating):
         out = array.astype(np.float32)
         if not np.isfinite(out).all():
-            raise ValueError("image contains NaN or infinite values")
+            raise InputError("image contains NaN or infinite values")
         lo, hi = float(out.min()), float(out.max())
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"float image values must lie in [0, 1]; got range [{lo:.4g}, {hi:.4g}] "
+            raise InputError(f"float image values must lie in [0, 1]; got range [{lo:.4g}, {hi:.4g}] "
                              "(pass uint8 for 0..255 images)")
     elif array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"image dtype {array.dtype} is not supported; use uint8 (0..255) or float in [0, 1]")
+        raise InputError(f"image dtype {array.dtype} is not supported; use uint8 (0..255) or float in [0, 1]")
     else:
-        raise ValueError(f"image dtype {array.dtype} is not supported; use uint8 or float in [0, 1]")
+        raise InputError(f"image dtype {array.dtype} is not supported; use uint8 or float in [0, 1]")
     _check_spatial(out.shape[0], out.shape[1])
     return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))[None]
 
@@ -87,22 +89,22 @@ def _check_tensor(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.ndim == 3:
         tensor = tensor[None]
     if tensor.ndim != 4 or tensor.shape[0] != 1:
-        raise ValueError(f"image tensor has shape {tuple(tensor.shape)}; accepted layouts are {IMAGE_LAYOUTS} "
+        raise InputError(f"image tensor has shape {tuple(tensor.shape)}; accepted layouts are {IMAGE_LAYOUTS} "
                          "(explain one image at a time, or use sedc.explain_many)")
     if tensor.dtype == torch.uint8:
         tensor = tensor.float() / 255.0
     elif not tensor.is_floating_point():
-        raise ValueError(f"image tensor dtype {tensor.dtype} is not supported; use a float tensor or uint8")
+        raise InputError(f"image tensor dtype {tensor.dtype} is not supported; use a float tensor or uint8")
     tensor = tensor.detach().float()
     if not torch.isfinite(tensor).all():
-        raise ValueError("image contains NaN or infinite values")
+        raise InputError("image contains NaN or infinite values")
     _check_spatial(tensor.shape[2], tensor.shape[3])
     return tensor
 
 
 def _check_spatial(height: int, width: int) -> None:
     if height < 1 or width < 1:
-        raise ValueError(f"image must have at least one pixel; got height {height}, width {width}")
+        raise InputError(f"image must have at least one pixel; got height {height}, width {width}")
 
 
 def as_segments(segments: Any, height: int, width: int) -> np.ndarray:
@@ -116,19 +118,19 @@ def as_segments(segments: Any, height: int, width: int) -> np.ndarray:
     if isinstance(segments, torch.Tensor):
         segments = segments.detach().cpu().numpy()
     if not isinstance(segments, np.ndarray):
-        raise TypeError(f"segments must be an integer numpy array or torch tensor of shape (H, W); "
+        raise InputTypeError(f"segments must be an integer numpy array or torch tensor of shape (H, W); "
                         f"got {type(segments).__name__}")
     if segments.ndim == 3 and segments.shape[0] == 1:
         segments = segments[0]
     if segments.shape != (height, width):
-        raise ValueError(f"segments has shape {segments.shape} but the image is {height}x{width}; "
+        raise InputError(f"segments has shape {segments.shape} but the image is {height}x{width}; "
                          f"segments must be an (H, W) = ({height}, {width}) label map")
     if np.issubdtype(segments.dtype, np.floating):
         if not np.all(np.isfinite(segments)) or not np.all(segments == np.round(segments)):
-            raise ValueError("segments must hold integer labels; got non-integer float values")
+            raise InputError("segments must hold integer labels; got non-integer float values")
         segments = segments.astype(np.int64)
     elif not (np.issubdtype(segments.dtype, np.integer) or segments.dtype == np.bool_):
-        raise TypeError(f"segments dtype {segments.dtype} is not an integer type")
+        raise InputTypeError(f"segments dtype {segments.dtype} is not an integer type")
     return np.ascontiguousarray(segments.astype(np.int64))
 
 
@@ -139,9 +141,9 @@ def positive_number(name: str, value: Any, *, integer: bool = False, allow_none:
     kind = "integer" if integer else "number"
     ok_type = isinstance(value, Integral) if integer else isinstance(value, Real)
     if isinstance(value, bool) or not ok_type:
-        raise TypeError(f"{name} must be a positive {kind}{' or None' if allow_none else ''}; got {value!r}")
+        raise InputTypeError(f"{name} must be a positive {kind}{' or None' if allow_none else ''}; got {value!r}")
     if not value > 0 or (not integer and not np.isfinite(float(value))):
-        raise ValueError(f"{name} must be a positive {kind}{' or None' if allow_none else ''}; got {value!r}")
+        raise InputError(f"{name} must be a positive {kind}{' or None' if allow_none else ''}; got {value!r}")
     return int(value) if integer else float(value)
 
 
@@ -158,9 +160,9 @@ def resolve_device(device: Any, fallback: torch.device | None = None) -> torch.d
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device {device!r} is not valid; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+        raise InputError(f"device {device!r} is not valid; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but CUDA is not available; use 'cpu' or 'auto'")
+        raise InputError(f"device {device!r} was requested but CUDA is not available; use 'cpu' or 'auto'")
     return dev
 
 
@@ -177,11 +179,11 @@ def module_device(classifier: Any) -> torch.device | None:
 def classifier_device(classifier: Any, device: Any) -> torch.device:
     """Resolve ``device`` against the classifier's parameters; refuse a mismatch or a non-callable."""
     if not callable(classifier):
-        raise TypeError(f"classifier must be a torch.nn.Module or a callable mapping (B, C, H, W) "
+        raise InputTypeError(f"classifier must be a torch.nn.Module or a callable mapping (B, C, H, W) "
                         f"tensors to (B, K) scores; got {type(classifier).__name__}")
     own = module_device(classifier)
     dev = resolve_device(device, own)
     if own is not None and own.type != dev.type:
-        raise ValueError(f"the classifier's parameters are on {own} but device is {dev}; move the "
+        raise InputError(f"the classifier's parameters are on {own} but device is {dev}; move the "
                          f"model first (model.to({str(dev)!r})) or pass device={str(own)!r}")
     return dev

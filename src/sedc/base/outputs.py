@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import InputError, InputTypeError
+
 RULE = ("a tensor; an object with a .logits tensor; a mapping with a 'logits' entry (or a single "
         "value); or a tuple/list whose first element is the scores")
 
@@ -55,7 +57,7 @@ def to_scores(output: Any) -> torch.Tensor:
     if isinstance(found, np.ndarray):
         found = torch.from_numpy(found)
     if not isinstance(found, torch.Tensor):
-        raise TypeError(f"the classifier returned {_describe(output)}; expected {RULE}")
+        raise InputTypeError(f"the classifier returned {_describe(output)}; expected {RULE}")
     return found
 
 
@@ -156,7 +158,7 @@ def live_modules(module: nn.Module) -> list[nn.Module]:
         current = stack.pop()
         if is_exported(current):
             if exported_in_training(current):
-                raise ValueError(EXPORTED_IN_TRAINING)
+                raise InputError(EXPORTED_IN_TRAINING)
             continue
         found.append(current)
         stack.extend(reversed(list(current.children())))

@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..base.errors import ImageLoadError, InputError, InputTypeError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageLoadError",
@@ -32,23 +34,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _MAX_STEM = 120
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                      *(f"lpt{i}" for i in range(1, 10))}
-
-
-class ImageLoadError(ValueError):
-    """An image file could not be read or decoded.
-
-    Attributes
-    ----------
-    path : pathlib.Path
-        The offending file.
-    reason : str
-        What went wrong.
-    """
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"cannot load image '{path}': {reason}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,7 +79,7 @@ def find_images(paths: Sequence[str | Path] | str | Path) -> list[Path]:
 
 def _as_path(item: str | Path) -> Path:
     if not isinstance(item, (str, Path)):
-        raise TypeError(f"image paths must be str or pathlib.Path; got {type(item).__name__}")
+        raise InputTypeError(f"image paths must be str or pathlib.Path; got {type(item).__name__}")
     return Path(item).expanduser()
 
 
@@ -104,8 +89,8 @@ def _expand(path: Path) -> list[Path]:
     if path.is_dir():
         return _search_folder(path)
     if not path.exists():
-        raise ValueError(f"image path does not exist: '{path}'")
-    raise ValueError(f"image path is neither a file nor a folder: '{path}'")
+        raise InputError(f"image path does not exist: '{path}'")
+    raise InputError(f"image path is neither a file nor a folder: '{path}'")
 
 
 def _search_folder(folder: Path) -> list[Path]:
@@ -168,9 +153,9 @@ def _check_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     pair = (size, size) if not isinstance(size, (tuple, list)) else tuple(size)
     if len(pair) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
                                  for s in pair):
-        raise TypeError(f"size must be an int, a (height, width) pair of ints, or None; got {size!r}")
+        raise InputTypeError(f"size must be an int, a (height, width) pair of ints, or None; got {size!r}")
     if min(pair) < 1:
-        raise ValueError(f"size must be positive; got {size!r}")
+        raise InputError(f"size must be positive; got {size!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -269,7 +254,7 @@ def safe_stem(path: str | Path, taken: set[str]) -> str:
     str
     """
     if not isinstance(taken, set):
-        raise TypeError(f"taken must be a set of str; got {type(taken).__name__}")
+        raise InputTypeError(f"taken must be a set of str; got {type(taken).__name__}")
     used = {t.casefold() for t in taken}
     file = Path(path)
     parents = [_sanitize(p) for p in file.parent.parts if p not in ("..", ".")]

@@ -1,8 +1,7 @@
-"""What a search returns: :class:`Explanation`, and :class:`ImageError` for an image that failed.
+"""What a search returns: :class:`Explanation`.
 
-This module is the bottom layer of the package: it imports nothing of sedc (``Explanation.plot``
-reaches :mod:`sedc.visualize` only when called). The error policy of every many-image backend
-(one process, worker processes, Ray) is here too, so that all of them fail the same way.
+It sits above :mod:`sedc.display`, which draws it (``Explanation.plot``), and below the engine
+that makes it; the JSON form of a result (``to_dict``) follows :mod:`sedc.base.schema`.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+
 
 @dataclass
 class Explanation:
@@ -103,62 +103,6 @@ class Explanation:
 
     def plot(self, labels: Sequence[str] | None = None, path: Any = None, **kwargs: Any):
         """Draw original | highlighted regions | counterfactual; see :func:`sedc.plot`."""
-        from .visualize import plot
+        from ..display.figure import plot
 
         return plot(self, labels=labels, path=path, **kwargs)
-
-
-ON_ERROR = ("raise", "return")
-
-
-class ImageError(Exception):
-    """An image that could not be explained (load, segmentation, model or worker failure).
-
-    With ``on_error="raise"``, every backend of :func:`sedc.explain_many` raises this type for a
-    failed image (the original exception, where there is one in this process, is its
-    ``__cause__`` and its ``error``); with ``on_error="return"`` it is yielded in the image's place.
-
-    Attributes
-    ----------
-    index : int
-        Position of the image in the input.
-    message : str
-        What went wrong, in one line.
-    kind : str
-        ``"error"``, or ``"worker-died"`` when a worker process or Ray actor died twice holding it.
-    error : BaseException or None
-        The original exception, when it was raised in this process.
-    """
-
-    def __init__(self, index: int, message: str, kind: str = "error",
-                 error: BaseException | None = None) -> None:
-        super().__init__(index, message, kind)
-        self.index, self.message, self.kind, self.error = index, message, kind, error
-
-    def __str__(self) -> str:
-        return f"image {self.index}: {self.message}"
-
-    @classmethod
-    def from_exception(cls, index: int, err: BaseException) -> "ImageError":
-        """An ImageError for ``err`` raised while explaining image ``index``."""
-        if isinstance(err, ImageError):
-            return err
-        text = str(err).strip()
-        message = f"{type(err).__name__}: {text}" if text else type(err).__name__
-        return cls(index, message, error=err)
-
-
-def check_on_error(on_error: Any) -> str:
-    """Validate ``on_error``: ``"raise"`` or ``"return"``."""
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}; got {on_error!r}")
-    return on_error
-
-
-def failed(error: ImageError, on_error: str) -> tuple[int, ImageError]:
-    """Apply the error policy: raise ``error`` (``"raise"``) or return ``(index, error)``."""
-    if on_error == "raise":
-        if error.error is not None:
-            raise error from error.error
-        raise error
-    return error.index, error

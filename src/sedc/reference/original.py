@@ -20,8 +20,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..models.outputs import eval_mode, in_training_mode, to_scores, warn_training_mode
-from ..options import MODES
+from ..base.errors import InputError
+from ..base.options import MODES
+from ..base.outputs import eval_mode, in_training_mode, to_scores, warn_training_mode
 
 
 class ReferenceResult(NamedTuple):
@@ -73,7 +74,7 @@ class TorchPredictor:
         return scores
 
 
-def perturbed_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: int = 0) -> np.ndarray:
+def fill_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: int = 0) -> np.ndarray:
     """The fill of the original code for ``mode`` (``random`` seeded as in docs/algorithm.md).
 
     Computed here, independently of the fast path's fills (:mod:`sedc.core.perturbation`,
@@ -111,7 +112,7 @@ def perturbed_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: in
         tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
         labels = torch.from_numpy(np.unique(segments, return_inverse=True)[1].reshape(segments.shape))
         return harmonic_inpaint(tensor, labels)[0].permute(1, 2, 0).numpy()
-    raise ValueError(f"unknown mode {mode!r}; valid modes are {', '.join(map(repr, MODES))}")
+    raise InputError(f"unknown mode {mode!r}; valid modes are {', '.join(map(repr, MODES))}")
 
 
 def sedc(image: np.ndarray, classifier: Any, segments: np.ndarray, mode: str = "blur", *,
@@ -128,7 +129,7 @@ def sedc_t(image: np.ndarray, classifier: Any, segments: np.ndarray, target_clas
 
 def _search(image, classifier, segments, mode, target, seed, max_evals) -> ReferenceResult:
     image = np.asarray(image, dtype=np.float32)
-    perturbed = perturbed_image(image, segments, mode, seed)
+    perturbed = fill_image(image, segments, mode, seed)
     result = classifier.predict(image[np.newaxis, ...])
     n_evals = 1
     c = int(np.argmax(result))

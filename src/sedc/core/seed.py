@@ -12,9 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ._validate import as_image_tensor, as_segments, resolve_device
-from .core.engine import explain
-from .core.perturbation import make_fill
+from ..base.errors import InputError
+from ..base.validate import as_image_tensor, as_segments, resolve_device
+from .engine import explain
+from .perturbation import make_fill
 
 
 def sedc_pytorch(image: Any, classifier: Any, segments: Any, mode: Any = "mean",
@@ -73,7 +74,7 @@ def create_perturbed_image(image: Any, perturbation_mask: torch.Tensor, segments
     fill = perturbation_mask if perturbation_mask.ndim == 4 else perturbation_mask[None]
     tensor = as_image_tensor(image).to(fill.device)
     if tuple(fill.shape) != tuple(tensor.shape):
-        raise ValueError(f"the fill has shape {tuple(fill.shape)} but the image is {tuple(tensor.shape)}")
+        raise InputError(f"the fill has shape {tuple(fill.shape)} but the image is {tuple(tensor.shape)}")
     labels = torch.from_numpy(as_segments(segments, tensor.shape[2], tensor.shape[3])).to(fill.device)
     ids = torch.as_tensor(list(segment_ids), dtype=labels.dtype, device=fill.device)
     pixel_mask = torch.isin(labels, ids)

@@ -1,0 +1,2 @@
+"""Figures of explanations: :func:`~sedc.display.figure.plot` (original | removed regions |
+counterfactual)."""
