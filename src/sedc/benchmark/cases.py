@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from ..base.errors import InputError
+from ..imaging.samples import DEMO_PHOTOS, as_rgb_float, sample_photos
 from .measure import (
     BASELINE,
-    DEFAULT_PHOTOS,
     IMPLEMENTATIONS,
-    QUICKSHIFT,
     RULE,
     SCALING_PHOTO,
     THROUGHPUT_IMAGES,
@@ -43,17 +42,7 @@ from .report import (
 # Photos and segments
 # --------------------------------------------------------------------------------------------
 
-def _resize(array: np.ndarray, size: int) -> np.ndarray:
-    from skimage.transform import resize
-
-    if array.ndim == 2:
-        array = np.stack([array] * 3, axis=-1)
-    array = array[..., :3]
-    out = resize(array, (size, size), anti_aliasing=True, preserve_range=False)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def load_photos(images: Sequence[str] | None, size: int, names: Sequence[str] = DEFAULT_PHOTOS
+def load_photos(images: Sequence[str] | None, size: int, names: Sequence[str] = DEMO_PHOTOS
                 ) -> list[tuple[str, np.ndarray]]:
     """The named scikit-image photos, or image files, resized to ``size`` x ``size`` (float32)."""
     if images:
@@ -61,16 +50,14 @@ def load_photos(images: Sequence[str] | None, size: int, names: Sequence[str] = 
 
         out = []
         for path in images:
-            out.append((Path(path).stem, _resize(load_image(path), size)))
+            out.append((Path(path).stem, as_rgb_float(load_image(path), size)))
         return out
-    import skimage.data
-
-    return [(name, _resize(getattr(skimage.data, name)(), size)) for name in names]
+    return sample_photos(names, size)
 
 
 def quickshift_segments(array: np.ndarray) -> np.ndarray:
     """quickshift(kernel_size=4, max_dist=200, ratio=0.2), the paper's setting."""
-    return _segment(array, "quickshift", **QUICKSHIFT)
+    return _segment(array, "quickshift")
 
 
 def slic_segments(array: np.ndarray, n_segments: int) -> np.ndarray:
@@ -225,8 +212,8 @@ def throughput_images(ctx: Context, count: int = THROUGHPUT_IMAGES) -> list[tupl
     variants = [
         ("", lambda a: a),
         ("-mirror", lambda a: a[:, ::-1]),
-        ("-crop", lambda a: _resize(a[size // 8: -size // 8, size // 8: -size // 8], size)),
-        ("-mirror-crop", lambda a: _resize(a[size // 8: -size // 8, size // 8: -size // 8][:, ::-1], size)),
+        ("-crop", lambda a: as_rgb_float(a[size // 8: -size // 8, size // 8: -size // 8], size)),
+        ("-mirror-crop", lambda a: as_rgb_float(a[size // 8: -size // 8, size // 8: -size // 8][:, ::-1], size)),
     ]
     out = [(p.name + suffix, np.ascontiguousarray(f(p.array), dtype=np.float32))
            for suffix, f in variants for p in ctx.photos]

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from torch import nn
 
-DEFAULT_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 #: The ``--quick`` photo: the fewest model evaluations of the four in every mode we measured
 #: (mean mode: astronaut 35, rocket 68, coffee 111, chelsea 218; identical across implementations).
 QUICK_PHOTO = "astronaut"
@@ -20,7 +19,6 @@ QUICK_PHOTO = "astronaut"
 SCALING_PHOTO = "coffee"
 THROUGHPUT_IMAGES = 16
 SCALING_SEGMENTS = (25, 50, 100, 200)
-QUICKSHIFT = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}
 BASELINE = "original"
 SCHEMA = "sedc-benchmark/1"
 RULE = "=" * 72

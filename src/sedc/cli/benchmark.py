@@ -53,7 +53,6 @@ from ..benchmark.cases import CASES, load_photos, quickshift_segments
 from ..benchmark.measure import (
     IMPLEMENTATIONS,
     QUICK_PHOTO,
-    QUICKSHIFT,
     RULE,
     SCALING_PHOTO,
     SCALING_SEGMENTS,
@@ -66,6 +65,7 @@ from ..benchmark.measure import (
     warm_up_model,
 )
 from ..benchmark.report import format_machine, machine_info, write_plot
+from ..imaging.segmentation import DEFAULT_PARAMS
 from .common import positive_int
 
 # --------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": info,
             "config": {"device": str(device), "model": args.model, "modes": modes, "repeats": repeats,
                        "warmup_rounds": ctx.warmup_rounds, "quick": args.quick, "cases": cases,
-                       "implementations": names, "segmentation": {"method": "quickshift", **QUICKSHIFT},
+                       "implementations": names, "segmentation": {"method": "quickshift", **DEFAULT_PARAMS["quickshift"]},
                        "photos": [{"name": p.name, "n_segments": p.n_segments} for p in photos]},
             "elapsed_seconds": elapsed,
             "ok": ok,

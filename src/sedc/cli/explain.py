@@ -5,57 +5,36 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import os
-import statistics
 import sys
-import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..base.errors import UsageError
 from ..base.options import ExplainOptions
+from ..imaging.io import IMAGE_EXTENSIONS
+from ..imaging.segmentation import DEFAULT_PARAMS, METHODS
 from .common import EXIT_FAILED, EXIT_OK
 from .dataset import (
     TARGET_TRUE,
     Item,
-    accuracy_line,
     check_dataset_options,
     ground_truth,
     is_target_true,
     modes_of,
     plan,
     task_settings,
-    truth_fields,
 )
-from .results import RESULTS_FILE, ResultStore
+from .model import check_model_options, load_model, model_factory
+from .results import ResultStore
+from .rows import Run, figure_title, print_summary, result_row, status_line
 from .runtime import runtime_module
 
-SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
-SEGMENTS_METHODS = ("slic", "grid")  # the methods that take --segments (n_segments)
-NORMALIZE_CHOICES = ("imagenet", "half", "none")
+SEGMENTS_METHODS = tuple(m for m in METHODS if "n_segments" in DEFAULT_PARAMS[m])  # take --segments
 
 
 # --------------------------------------------------------------------------------------------
 # sedc explain
 # --------------------------------------------------------------------------------------------
-
-@dataclass
-class Run:
-    """One ``sedc explain`` run: where it writes, what it records, and what happened."""
-
-    store: "ResultStore"
-    labels: list[str]
-    settings: dict[str, Any]
-    quiet: bool
-    total: int = 0  # images x modes
-    skipped: int = 0
-    n_modes: int = 1
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # extra summary lines (Ray's actor deaths)
-    started: float = field(default_factory=time.perf_counter)
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -97,30 +76,6 @@ def check_options(args: argparse.Namespace) -> None:
     check_model_options(args)
 
 
-def check_model_options(args: argparse.Namespace) -> None:
-    """--input-size, --normalize and --labels against what ``--model`` brings itself."""
-    from ..models import is_library_spec
-
-    flags = (("--input-size", args.input_size), ("--normalize", args.normalize), ("--labels", args.labels))
-    if is_builtin(args.model):
-        given = [flag for flag, value in flags if value is not None]
-        if given:
-            raise UsageError(f"{', '.join(given)} only apply to your own models (see --model); the "
-                             f"built-in {args.model or 'model'} sets them")
-    elif is_library_spec(args.model):
-        given = [flag for flag, value in flags[:2] if value is not None]
-        if given:
-            raise UsageError(f"{' and '.join(given)} do not apply to {args.model.strip()}: it brings its "
-                             "own resize, crop and normalisation")
-
-
-def is_builtin(spec: str | None) -> bool:
-    """Whether ``--model`` names a built-in model (None: the default one)."""
-    from .. import models
-
-    return spec is None or spec.strip().lower() in models.available()
-
-
 def find_inputs(paths: Sequence[str]) -> list[Path]:
     """The image files named by ``paths`` (files and folders); usage error when there are none."""
     from ..imaging.io import find_images
@@ -131,72 +86,8 @@ def find_inputs(paths: Sequence[str]) -> list[Path]:
         raise UsageError(str(err)) from None
     if not images:
         raise UsageError(f"no images found in {', '.join(map(str, paths))} (looked for files ending "
-                         "in .jpg, .jpeg, .png, .bmp, .webp, .tif, .tiff)")
+                         f"in {', '.join(IMAGE_EXTENSIONS)})")
     return images
-
-
-def load_model(args: argparse.Namespace) -> Any:
-    """Load the built-in or user model named by ``--model`` on ``--device``.
-
-    Its warnings (a factory's model in training mode) are printed as one line each, and a note
-    says when a model file or factory is normalised with the default ImageNet statistics.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loaded = _load(args.model, args.input_size, args.normalize, args.labels, args.device)
-    for warning in caught:
-        print(f"sedc explain: warning: {one_line(str(warning.message))}", file=sys.stderr)
-    if default_normalization(args):
-        print(f"sedc explain: note: {args.model} carries no preprocessing: images are resized to "
-              f"{size_text(loaded.input_size)} and normalised with the ImageNet mean and std "
-              "(set --input-size and --normalize to match its training)", file=sys.stderr)
-    return loaded
-
-
-def _load(spec: str | None, input_size: Any, normalize: str | None, labels: str | None,
-          device: Any) -> Any:
-    """``models.load`` or ``models.load_user_model``, every failure as a one-line UsageError."""
-    from .. import models
-
-    try:
-        if is_builtin(spec):
-            return models.load(spec or models.DEFAULT_MODEL, device=device)
-        return models.load_user_model(spec, input_size=input_size, normalize=normalize,
-                                      labels=labels, device=device)
-    except (ValueError, TypeError) as err:
-        raise UsageError(f"{one_line(str(err))}{builtin_hint(spec)}") from None
-    except Exception as err:  # user factories can raise anything
-        raise UsageError(f"cannot load model {spec!r}: {type(err).__name__}: {one_line(str(err))}") from None
-
-
-def one_line(text: str) -> str:
-    """The first line of a message (library errors can run over many)."""
-    lines = text.strip().splitlines()
-    return lines[0] if lines else text
-
-
-def default_normalization(args: argparse.Namespace) -> bool:
-    """Whether a model file or factory runs with the default ``--normalize imagenet``."""
-    from ..models import is_library_spec
-
-    return not is_builtin(args.model) and not is_library_spec(args.model) and args.normalize is None
-
-
-def size_text(size: Any) -> str:
-    """``224x224`` for 224, ``224x320`` for (224, 320)."""
-    if size is None:
-        return "their own aspect ratio"
-    height, width = (size, size) if isinstance(size, int) else size
-    return f"{height}x{width}"
-
-
-def builtin_hint(spec: str | None) -> str:
-    """Name the built-in models when ``spec`` is neither a built-in, a file nor a factory spec."""
-    from .. import models
-
-    if spec is None or ":" in spec or Path(spec).exists():
-        return ""
-    return f" (built-in models: {', '.join(models.available())})"
 
 
 def resolve_target(query: str | None, labels: list[str]) -> int | str | None:
@@ -230,27 +121,6 @@ def make_segmenter(method: str, n_segments: int | None) -> Callable[[Any], Any]:
 def _segment_image(segment: Callable[..., Any], method: str, params: dict[str, Any], image: Any) -> Any:
     """Segment one image (a module-level function, so the segmenter pickles for worker processes)."""
     return segment(image, method, **params)
-
-
-def model_factory(args: argparse.Namespace) -> Callable[[], Any]:
-    """A picklable zero-argument factory of the model, for worker processes and Ray actors."""
-    return functools.partial(_build_module, args.model, args.input_size, args.normalize, args.labels)
-
-
-def _build_module(spec: str | None, input_size: Any, normalize: str | None,
-                  labels: str | None) -> Any:
-    """Build the classifier module of ``--model`` on the CPU (the worker moves it).
-
-    The parent loaded it first and printed its warnings: the workers stay quiet.
-    """
-    from .. import models
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if is_builtin(spec):
-            return models.load(spec or models.DEFAULT_MODEL, device="cpu").module
-        return models.load_user_model(spec, input_size=input_size, normalize=normalize,
-                                      labels=labels, device="cpu").module
 
 
 def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, session: Any = None) -> Any:
@@ -371,85 +241,5 @@ def report_error(run: Run, image: str, reason: str, mode: str | None = None) -> 
     tqdm.write(f"error: {image}: {reason}", file=sys.stderr)
     run.store.append_error({"image": image, "mode": mode, "error": reason})
     run.failed.append(image)
-
-
-def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
-               figure: str | None, true_class: int | None = None) -> dict[str, Any]:
-    """The results.jsonl object of one explanation."""
-    from ..models.labels import class_name
-
-    d = e.to_dict()
-    target = d["target"]
-    return {
-        "image": image, "found": d["found"],
-        "original_class": d["original_class"], "original_label": class_name(d["original_class"], labels),
-        "original_score": d["original_score"],
-        **truth_fields(true_class, d["original_class"], labels),
-        "new_class": d["new_class"], "new_label": class_name(d["new_class"], labels),
-        "new_score": d["new_score"], "original_class_score": d["original_class_score"],
-        "segments": d["segments"], "n_segments_total": d["n_segments_total"],
-        "n_evaluations": d["n_evaluations"], "elapsed_s": round(d["elapsed_s"], 4),
-        "mode": d["mode"], "stop_reason": d["stop_reason"], "target": target,
-        "target_label": None if target is None else class_name(target, labels),
-        "target_setting": settings["target"], "figure": figure,
-        "model": settings["model"], "segmentation": settings["segmentation"],
-        "runtime": settings.get("runtime", "torch"),
-    }
-
-
-def figure_title(settings: dict[str, Any]) -> str:
-    """The figure's caption: the model and the runtime that ran it."""
-    return f"{settings['model']} on {settings.get('runtime', 'torch')}"
-
-
-def status_line(row: dict[str, Any], show_mode: bool = False) -> str:
-    """``chelsea.png: Egyptian cat 0.79 -> tabby 0.41, 3 regions, 57 evals, 4.1 s``
-    (``chelsea.png [mean]: ...`` with ``show_mode``)."""
-    before = f"{row['original_label']} {row['original_score']:.2f}"
-    n = len(row["segments"])
-    if row["found"]:
-        change = f"{before} -> {row['new_label']} {row['new_score']:.2f}, {plural(n, 'region')}"
-    else:
-        toward = f" toward {row['target_label']}" if row.get("target_label") else ""
-        change = f"{before}, no counterfactual{toward} ({row['stop_reason']})"
-    name = f"{row['image']} [{row['mode']}]" if show_mode else row["image"]
-    return f"{name}: {change}, {row['n_evaluations']} evals, {row['elapsed_s']:.1f} s"
-
-
-def print_summary(run: Run) -> None:
-    """Counts, medians, total time and where the outputs are."""
-    rows = run.rows
-    found = [row for row in rows if row["found"]]
-    what = plural(run.total, "image") if run.n_modes == 1 else f"{run.total} (image, mode) pairs"
-    parts = [f"explained {len(rows)} of {what}"]
-    if rows:
-        parts.append(f"found {len(found)}/{len(rows)}")
-    if run.skipped:
-        parts.append(f"skipped {run.skipped} already in {RESULTS_FILE} (--overwrite redoes them)")
-    if run.failed:
-        parts.append(f"{len(run.failed)} failed (listed in {run.store.errors})")
-    print("Done: " + ", ".join(parts) + ".")
-    for note in run.notes:
-        print(note)
-    stats = []
-    if found:
-        median = statistics.median(len(r["segments"]) for r in found)
-        stats.append(f"median {median:g} region{'s' * (median != 1)} (where found)")
-    if rows:
-        median = statistics.median(r["n_evaluations"] for r in rows)
-        stats.append(f"median {median:g} evaluation{'s' * (median != 1)}")
-    stats.append(f"total time {time.perf_counter() - run.started:.1f} s")
-    line = ", ".join(stats)
-    print(line[0].upper() + line[1:] + ".")
-    accuracy = accuracy_line(rows)
-    if accuracy:
-        print(accuracy)
-    figures = f"; figures: {run.store.folder}{os.sep}*.png" if any(r["figure"] for r in rows) else ""
-    print(f"Results: {run.store.results}{figures}")
-
-
-def plural(n: int, word: str) -> str:
-    """``"1 region"``, ``"3 regions"``."""
-    return f"{n} {word}{'s' * (n != 1)}"
 
 

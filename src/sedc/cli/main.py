@@ -16,16 +16,16 @@ from typing import Any, Callable, Sequence
 from .. import __version__
 from ..base.errors import UsageError
 from ..base.options import MODES
+from ..imaging.io import IMAGE_EXTENSIONS
+from ..imaging.samples import DEMO_PHOTOS, DEMO_SIZE
+from ..imaging.segmentation import METHODS as SEGMENTATIONS
+from ..models.user import NORMALIZATIONS
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, batch_size, input_size, max_time, positive_int, seconds
 from .dataset import add_dataset_options, mode_list
-from .explain import NORMALIZE_CHOICES, SEGMENTATIONS, run_explain
+from .explain import run_explain
 from .report import add_report_parser, run_report
 from .results import RESULTS_FILE
 from .runtime import add_runtime_option
-
-DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
-DEMO_SIZE = 224
-
 
 # --------------------------------------------------------------------------------------------
 # Help texts
@@ -210,7 +210,7 @@ def _add_explain_parser(commands: Any) -> None:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="image files, and folders searched recursively for "
-                        ".jpg/.jpeg/.png/.bmp/.webp/.tif/.tiff files")
+                        f"{'/'.join(IMAGE_EXTENSIONS)} files")
     model = p.add_argument_group("model")
     model.add_argument("--model", default=None, metavar="SPEC",
                        help="built-in model name (default: efficientnet-lite0), torchvision:NAME, "
@@ -220,7 +220,7 @@ def _add_explain_parser(commands: Any) -> None:
     model.add_argument("--input-size", type=input_size, default=None, metavar="S|HxW",
                        help="model files and factories: input image size, S (square) or HxW "
                             "(default 224, or the size fixed in a .pt2/.onnx file)")
-    model.add_argument("--normalize", choices=NORMALIZE_CHOICES, default=None,
+    model.add_argument("--normalize", choices=tuple(NORMALIZATIONS), default=None,
                        help="model files and factories: input normalisation, imagenet (default), half "
                             "(mean=std=0.5) or none ([0, 1] pixels)")
     model.add_argument("--labels", default=None, metavar="imagenet|FILE",
@@ -375,11 +375,11 @@ def write_demo_photos(folder: Path) -> Path:
     """Save scikit-image's sample photos, resized to the model's input size, as PNGs."""
     import numpy as np
     from PIL import Image
-    from skimage import data, transform
+
+    from ..imaging.samples import sample_photos
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name in DEMO_PHOTOS:
-        photo = transform.resize(getattr(data, name)(), (DEMO_SIZE, DEMO_SIZE), anti_aliasing=True)
+    for name, photo in sample_photos():
         pixels = np.clip(np.round(photo * 255), 0, 255).astype(np.uint8)
         Image.fromarray(pixels).save(folder / f"{name}.png")
     return folder

@@ -15,8 +15,9 @@ import sys
 from typing import Any
 
 from ..base.errors import UsageError
+from ..models.runtime import RUNTIMES
 
-RUNTIME_CHOICES = ("auto", "torch", "onnxruntime")
+RUNTIME_CHOICES = ("auto", *RUNTIMES)
 
 
 def add_runtime_option(p: Any) -> None:

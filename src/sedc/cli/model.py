@@ -1,0 +1,130 @@
+"""``--model`` and friends: which classifier ``sedc explain`` runs, loaded once, with its notes."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from ..base.errors import UsageError
+
+
+def check_model_options(args: argparse.Namespace) -> None:
+    """--input-size, --normalize and --labels against what ``--model`` brings itself."""
+    from ..models import is_library_spec
+
+    flags = (("--input-size", args.input_size), ("--normalize", args.normalize), ("--labels", args.labels))
+    if is_builtin(args.model):
+        given = [flag for flag, value in flags if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to your own models (see --model); the "
+                             f"built-in {args.model or 'model'} sets them")
+    elif is_library_spec(args.model):
+        given = [flag for flag, value in flags[:2] if value is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)} do not apply to {args.model.strip()}: it brings its "
+                             "own resize, crop and normalisation")
+
+
+
+def is_builtin(spec: str | None) -> bool:
+    """Whether ``--model`` names a built-in model (None: the default one)."""
+    from .. import models
+
+    return spec is None or spec.strip().lower() in models.available()
+
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    """Load the built-in or user model named by ``--model`` on ``--device``.
+
+    Its warnings (a factory's model in training mode) are printed as one line each, and a note
+    says when a model file or factory is normalised with the default ImageNet statistics.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = _load(args.model, args.input_size, args.normalize, args.labels, args.device)
+    for warning in caught:
+        print(f"sedc explain: warning: {one_line(str(warning.message))}", file=sys.stderr)
+    if default_normalization(args):
+        print(f"sedc explain: note: {args.model} carries no preprocessing: images are resized to "
+              f"{size_text(loaded.input_size)} and normalised with the ImageNet mean and std "
+              "(set --input-size and --normalize to match its training)", file=sys.stderr)
+    return loaded
+
+
+
+def _load(spec: str | None, input_size: Any, normalize: str | None, labels: str | None,
+          device: Any) -> Any:
+    """``models.load`` or ``models.load_user_model``, every failure as a one-line UsageError."""
+    from .. import models
+
+    try:
+        if is_builtin(spec):
+            return models.load(spec or models.DEFAULT_MODEL, device=device)
+        return models.load_user_model(spec, input_size=input_size, normalize=normalize,
+                                      labels=labels, device=device)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"{one_line(str(err))}{builtin_hint(spec)}") from None
+    except Exception as err:  # user factories can raise anything
+        raise UsageError(f"cannot load model {spec!r}: {type(err).__name__}: {one_line(str(err))}") from None
+
+
+
+def one_line(text: str) -> str:
+    """The first line of a message (library errors can run over many)."""
+    lines = text.strip().splitlines()
+    return lines[0] if lines else text
+
+
+
+def default_normalization(args: argparse.Namespace) -> bool:
+    """Whether a model file or factory runs with the default ``--normalize imagenet``."""
+    from ..models import is_library_spec
+
+    return not is_builtin(args.model) and not is_library_spec(args.model) and args.normalize is None
+
+
+
+def size_text(size: Any) -> str:
+    """``224x224`` for 224, ``224x320`` for (224, 320)."""
+    if size is None:
+        return "their own aspect ratio"
+    height, width = (size, size) if isinstance(size, int) else size
+    return f"{height}x{width}"
+
+
+
+def builtin_hint(spec: str | None) -> str:
+    """Name the built-in models when ``spec`` is neither a built-in, a file nor a factory spec."""
+    from .. import models
+
+    if spec is None or ":" in spec or Path(spec).exists():
+        return ""
+    return f" (built-in models: {', '.join(models.available())})"
+
+
+
+def model_factory(args: argparse.Namespace) -> Callable[[], Any]:
+    """A picklable zero-argument factory of the model, for worker processes and Ray actors."""
+    return functools.partial(_build_module, args.model, args.input_size, args.normalize, args.labels)
+
+
+
+def _build_module(spec: str | None, input_size: Any, normalize: str | None,
+                  labels: str | None) -> Any:
+    """Build the classifier module of ``--model`` on the CPU (the worker moves it).
+
+    The parent loaded it first and printed its warnings: the workers stay quiet.
+    """
+    from .. import models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if is_builtin(spec):
+            return models.load(spec or models.DEFAULT_MODEL, device="cpu").module
+        return models.load_user_model(spec, input_size=input_size, normalize=normalize,
+                                      labels=labels, device="cpu").module
