@@ -339,7 +339,7 @@ def test_module_factory_model_with_target(tmp_path: Path, small_images: Path) ->
     assert row["target"] == target and row["target_label"] == str(target)
     assert row["original_class"] == predicted and row["original_label"] == str(predicted)
     assert row["found"] is True and row["new_class"] == target and row["stop_reason"] == "found"
-    assert row["segments"] == expected.segments and row["n_evaluations"] == expected.n_evaluations
+    assert row["removed"] == expected.removed and row["n_evaluations"] == expected.n_evaluations
     assert (out / row["figure"]).is_file()
 
 
@@ -405,7 +405,7 @@ def test_devices_give_the_same_results_as_one_process(tmp_path: Path, small_imag
     assert single.returncode == 0 and multi.returncode == 0, multi.stderr
 
     def by_image(folder: Path) -> dict:
-        return {r["image"]: (r["segments"], r["new_class"], r["n_evaluations"]) for r in rows(folder)}
+        return {r["image"]: (r["removed"], r["new_class"], r["n_evaluations"]) for r in rows(folder)}
 
     assert by_image(tmp_path / "one") == by_image(tmp_path / "two") and len(by_image(tmp_path / "two")) == 2
 

@@ -102,7 +102,7 @@ def test_rows_record_the_runtime_and_both_runtimes_agree(factories: Path, image:
     slow = explain(image, tmp_path / "torch", "--runtime", "torch")
     auto = explain(image, tmp_path / "auto")
     assert [r["runtime"] for r in fast + slow + auto] == ["onnxruntime", "torch", "onnxruntime"]
-    key = ("segments", "new_class", "n_evaluations", "found")
+    key = ("removed", "new_class", "n_evaluations", "found")
     assert [r[k] for r in fast for k in key] == [r[k] for r in slow for k in key]
 
 

@@ -239,7 +239,7 @@ def test_explanation_fields_and_seed_tuple(photo, seg32):
     d = e.to_dict()
     import json
 
-    assert json.loads(json.dumps(d)) == d and d["n_segments_total"] == 16 and d["segments"] == [0, 2, 3]
+    assert json.loads(json.dumps(d)) == d and d["n_segments_total"] == 16 and d["removed"] == [0, 2, 3]
     explanation, segments, perturbation, new_class, predicted = e.as_tuple()
     assert segments == [0, 2, 3] and new_class == 0 and predicted == 1
     np.testing.assert_array_equal(explanation, e.explanation_image)

@@ -31,7 +31,7 @@ SRC = TESTS.parent / "src"
 PYTHONPATH = [str(SRC), str(TESTS)]
 N_IMAGES = 8
 MODEL = ["--model", "raymodels:build", "--input-size", "32", "--normalize", "none", "--segmentation", "grid",
-         "--segments", "9", "--mode", "mean", "--max-time", "0", "--no-figures"]
+         "--segments", "9", "--mode", "mean", "--max-time", "none", "--no-figures"]
 SUMMARY = ("Done: ", "Median ", "Results: ", "Ray: ")
 
 needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'sedc[ray]')")

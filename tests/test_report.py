@@ -27,7 +27,7 @@ def row(image, mode, found, original, new, segments, total, evals, time, stop, f
     return {"image": image, "found": found, "original_class": original[0],
             "original_label": original[1], "original_score": 0.8, "new_class": new[0],
             "new_label": new[1], "new_score": 0.4, "original_class_score": 0.2,
-            "segments": segments, "n_segments_total": total, "n_evaluations": evals,
+            "removed": segments, "n_segments_total": total, "n_evaluations": evals,
             "elapsed_s": time, "mode": mode, "stop_reason": stop, "target": target,
             "target_label": None if target is None else new[1], "figure": figure,
             "model": "efficientnet-lite0", "segmentation": "quickshift", **extra}
@@ -167,6 +167,21 @@ def test_load_results_skips_a_torn_last_line(tmp_path):
         "".join(json.dumps(r) + "\n" for r in ROWS[:2]) + '{"image": "half')
     rows, errors = load_results(tmp_path)
     assert rows == ROWS[:2] and errors == []
+
+
+def test_load_results_reads_rows_of_earlier_versions(tmp_path):
+    """Rows written before 0.2 name the removed segments "segments": read as "removed"."""
+    old = [{("segments" if key == "removed" else key): value for key, value in row.items()} for row in ROWS]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    rows, _ = load_results(tmp_path)
+    assert [r["removed"] for r in rows] == [r["removed"] for r in ROWS] and "segments" not in rows[0]
+
+
+def test_load_results_warns_about_lines_that_are_not_rows(tmp_path):
+    (tmp_path / "results.jsonl").write_text(json.dumps(ROWS[0]) + "\nnot json\n[1]\n" + json.dumps(ROWS[1]) + "\n")
+    with pytest.warns(UserWarning, match=r"skipped 2 line\(s\) that are not result rows \(line 2, 3\)"):
+        rows, _ = load_results(tmp_path)
+    assert rows == ROWS[:2]
 
 
 # ---------------------------------------------------------------- the page, as text

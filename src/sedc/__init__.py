@@ -11,7 +11,7 @@ from typing import Any
 
 from .base.errors import ImageError, InputError, InputTypeError, SedcError
 from .base.options import MODES, ExplainOptions
-from .core.engine import explain
+from .core.explain import explain
 from .core.result import Explanation
 from .core.seed import (
     create_explanation_mask,

@@ -1,16 +1,22 @@
-"""One options object for every entry point: :class:`ExplainOptions`.
+"""One options object for every entry point: :class:`ExplainOptions`, validated here, once.
 
-``sedc.explain``, ``explain_many``, the worker processes, Ray and the CLI all describe a search
-with the same ten settings. They are validated here, once, when the object is made; every layer
-below takes the object and trusts it.
+``sedc.explain``, ``explain_many``, the worker processes, Ray and the command line all describe a
+search with the same settings. Each setting has one rule (its ``check_*`` function below) and one
+default (the dataclass field); the CLI's argument types (:func:`parse_batch_size`,
+:func:`parse_max_time`, :func:`parse_modes`) apply the same rules to text. Every layer below the
+public boundary takes the object and trusts it.
+
+Adding an option: a field here with its rule in ``_RULES`` (``per_image=True`` when a
+:class:`sedc.scale.Task` may set it for one image), the flag in ``sedc/cli/main.py`` with its
+entry in ``sedc.cli.explain.OPTION_FLAGS``, and the code that reads it (``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -18,7 +24,22 @@ import torch
 from .errors import InputError, InputTypeError
 from .validate import positive_number
 
-MODES = ("mean", "blur", "random", "inpaint", "inpaint_telea", "harmonic")
+MODE_HELP = {  # the built-in fills: what a removed segment becomes
+    "mean": "the image's mean colour",
+    "blur": "a strongly blurred copy of the image (Gaussian 31x31, sigma 5)",
+    "random": "uniform noise (reproducible with the seed)",
+    "inpaint": "OpenCV Navier-Stokes inpainting from the surrounding pixels, region by region",
+    "inpaint_telea": "OpenCV Telea inpainting, region by region",
+    "harmonic": "smooth inpainting of all regions at once, computed in PyTorch on the device",
+}
+MODES = tuple(MODE_HELP)
+AUTO = "auto"
+NO_LIMIT = "none"  # how the command line spells "no limit" (None in Python)
+
+
+def _per_image(default: Any) -> Any:
+    """A field a :class:`sedc.scale.Task` may set for one image."""
+    return field(default=default, metadata={"per_image": True})
 
 
 @dataclass(frozen=True)
@@ -29,13 +50,13 @@ class ExplainOptions:
     ----------
     mode : str, callable or array
         What a removed segment becomes: one of :data:`MODES`, a callable
-        ``(image, segments) -> fill`` or a ready fill image.
+        ``(image, segmentation) -> fill`` or a ready fill image.
     target : int, optional
         SEDC-T target class; None runs plain SEDC.
     batch_size : int or "auto"
-        Candidates per model call; ``"auto"`` measures and settles on the fastest size.
+        Candidates per model call; ``"auto"`` (any case) measures and settles on the fastest size.
     max_time : float, optional
-        Seconds after which a search stops (``stop_reason="max_time"``).
+        Seconds after which a search stops (``stop_reason="max_time"``); None: no limit.
     max_evals : int, optional
         Model evaluations (the unperturbed image included) after which a search stops.
     seed : int
@@ -51,36 +72,24 @@ class ExplainOptions:
 
     Raises
     ------
-    TypeError, ValueError
+    InputTypeError, InputError
         When a setting has the wrong type or value; the message names the setting and what is
         allowed.
     """
 
-    mode: Any = "blur"
-    target: int | None = None
-    batch_size: int | str = "auto"
-    max_time: float | None = None
-    max_evals: int | None = None
-    seed: int = 0
-    prune: bool = False
+    mode: Any = _per_image("blur")
+    target: int | None = _per_image(None)
+    batch_size: int | str = AUTO
+    max_time: float | None = _per_image(None)
+    max_evals: int | None = _per_image(None)
+    seed: int = _per_image(0)
+    prune: bool = _per_image(False)
     autocast: bool = False
-    channels_last: bool | str = "auto"
+    channels_last: bool | str = AUTO
     max_batch: int | None = None
 
     def __post_init__(self) -> None:
-        check_mode(self.mode)
-        checked = {
-            "target": check_target(self.target),
-            "batch_size": check_batch_size(self.batch_size),
-            "max_time": positive_number("max_time", self.max_time),
-            "max_evals": positive_number("max_evals", self.max_evals, integer=True),
-            "seed": _check_seed(self.seed),
-            "prune": _check_flag("prune", self.prune),
-            "autocast": _check_flag("autocast", self.autocast),
-            "channels_last": _check_channels_last(self.channels_last),
-            "max_batch": positive_number("max_batch", self.max_batch, integer=True),
-        }
-        for name, value in checked.items():
+        for name, value in check_fields({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}).items():
             object.__setattr__(self, name, value)
 
     @classmethod
@@ -89,38 +98,63 @@ class ExplainOptions:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     @classmethod
+    def per_image_names(cls) -> tuple[str, ...]:
+        """The options one image may set for itself (the others shape shared model batches)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("per_image"))
+
+    @classmethod
     def build(cls, options: ExplainOptions | None = None, **overrides: Any) -> ExplainOptions:
         """``options`` (or the defaults) with ``overrides`` applied; unknown names are refused.
 
         Raises
         ------
-        TypeError
-            For a name that is not an option (the message lists the valid ones).
+        InputTypeError
+            For a name that is not an option (the message lists the valid ones), or ``options``
+            that is not an ExplainOptions.
         """
-        unknown = sorted(set(overrides) - set(cls.names()))
-        if unknown:
-            raise InputTypeError(f"unknown option(s) {', '.join(unknown)}; the options are "
-                            f"{', '.join(cls.names())}")
+        check_names(overrides, cls.names(), "option")
         if options is not None and not isinstance(options, ExplainOptions):
             raise InputTypeError(f"options must be an ExplainOptions; got {type(options).__name__}")
         base = options if options is not None else cls()
         return dataclasses.replace(base, **overrides) if overrides else base
 
-    def to_dict(self) -> dict[str, Any]:
-        """The options as a plain dict (``mode`` as given)."""
-        return {name: getattr(self, name) for name in self.names()}
+    def with_checked(self, checked: Mapping[str, Any]) -> ExplainOptions:
+        """These options with ``checked`` values put over them, without checking them again.
+
+        ``checked`` must come from :func:`check_fields` (a :class:`sedc.scale.Task` checks its
+        settings when it is made, in the caller's process).
+        """
+        if not checked:
+            return self
+        new = object.__new__(ExplainOptions)
+        for name in self.names():
+            object.__setattr__(new, name, checked.get(name, getattr(self, name)))
+        return new
 
 
-def check_mode(mode: Any) -> None:
-    """Raise for an unknown mode name or a mode of the wrong type (listing what is allowed)."""
+def check_names(given: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    """Refuse names not in ``allowed``, listing the valid ones."""
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise InputTypeError(f"unknown {what}(s) {', '.join(unknown)}; the {what}s are {', '.join(allowed)}")
+
+
+def check_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked (normalised) value of each named option in ``values``."""
+    return {name: _RULES[name](value) for name, value in values.items()}
+
+
+def check_mode(mode: Any) -> Any:
+    """A mode name of :data:`MODES`, a callable ``(image, segmentation) -> fill`` or a fill image."""
     if isinstance(mode, str):
         if mode not in MODES:
             raise InputError(f"unknown mode {mode!r}; valid modes are {', '.join(map(repr, MODES))}, "
-                             "a callable (image, segments) -> fill, or a fill image")
-        return
+                             "a callable (image, segmentation) -> fill, or a fill image")
+        return mode
     if not isinstance(mode, (torch.Tensor, np.ndarray)) and not callable(mode):
-        raise InputTypeError(f"mode must be one of {list(MODES)}, a callable (image, segments) -> fill, "
-                        f"or a fill image; got {type(mode).__name__}")
+        raise InputTypeError(f"mode must be one of {list(MODES)}, a callable (image, segmentation) -> fill, "
+                             f"or a fill image; got {type(mode).__name__}")
+    return mode
 
 
 def mode_name(mode: Any) -> str:
@@ -140,14 +174,25 @@ def check_target(target: Any) -> int | None:
 
 
 def check_batch_size(batch_size: Any) -> int | str:
-    """Validate ``batch_size``: ``"auto"`` or a positive int."""
-    if isinstance(batch_size, str) and batch_size == "auto":
-        return "auto"
+    """``"auto"`` (any case) or a positive int."""
+    if isinstance(batch_size, str) and batch_size.strip().lower() == AUTO:
+        return AUTO
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral):
         raise InputTypeError(f"batch_size must be 'auto' or a positive integer; got {batch_size!r}")
     if batch_size < 1:
         raise InputError(f"batch_size must be 'auto' or a positive integer; got {batch_size!r}")
     return int(batch_size)
+
+
+def check_max_time(max_time: Any) -> float | None:
+    """Positive seconds, or None for no limit."""
+    if max_time is None:
+        return None
+    if isinstance(max_time, bool) or not isinstance(max_time, (int, float, np.integer, np.floating)):
+        raise InputTypeError(f"max_time must be a positive number of seconds, or None for no limit ('none' on the command line); got {max_time!r}")
+    if not 0 < float(max_time) < float("inf"):
+        raise InputError(f"max_time must be a positive number of seconds, or None for no limit ('none' on the command line); got {max_time!r}")
+    return float(max_time)
 
 
 def _check_seed(seed: Any) -> int:
@@ -156,15 +201,76 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _check_flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise InputTypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
+def _flag(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputTypeError(f"{name} must be True or False; got {value!r}")
+        return bool(value)
+    return check
 
 
 def _check_channels_last(option: Any) -> bool | str:
-    if isinstance(option, str) and option == "auto":
-        return "auto"
+    if isinstance(option, str) and option == AUTO:
+        return AUTO
     if not isinstance(option, (bool, np.bool_)):
         raise InputTypeError(f"channels_last must be True, False or 'auto'; got {option!r}")
     return bool(option)
+
+
+_RULES: dict[str, Callable[[Any], Any]] = {
+    "mode": check_mode,
+    "target": check_target,
+    "batch_size": check_batch_size,
+    "max_time": check_max_time,
+    "max_evals": lambda value: positive_number("max_evals", value, integer=True),
+    "seed": _check_seed,
+    "prune": _flag("prune"),
+    "autocast": _flag("autocast"),
+    "channels_last": _check_channels_last,
+    "max_batch": lambda value: positive_number("max_batch", value, integer=True),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The same rules, read from text (the command line's argument types)
+# --------------------------------------------------------------------------------------------
+
+def parse_batch_size(text: str) -> int | str:
+    """``auto`` (any case) or a positive integer, as :func:`check_batch_size` rules."""
+    return check_batch_size(text if text.strip().lower() == AUTO else _integer(text, "batch_size"))
+
+
+def parse_max_time(text: str) -> float | None:
+    """Positive seconds, or ``none`` for no limit, as :func:`check_max_time` rules."""
+    if text.strip().lower() == NO_LIMIT:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"max_time must be a positive number of seconds or 'none' (no limit); "
+                         f"got {text!r}") from None
+    return check_max_time(value)
+
+
+def parse_modes(text: str) -> list[str]:
+    """One mode or a comma-separated list (``mean,blur``; duplicates dropped), each checked."""
+    modes = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not modes:
+        raise InputError(f"unknown mode {text!r}; choose from {', '.join(MODES)}, or a comma-separated "
+                         "list of them (e.g. mean,blur,inpaint)")
+    for mode in modes:
+        check_mode(mode)
+    return modes
+
+
+def parse_integer_option(name: str, text: str) -> int:
+    """An integer option (``max_evals``, ``seed``, ``max_batch``, ...) read from text, checked by its rule."""
+    return check_fields({name: _integer(text, name)})[name]
+
+
+def _integer(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        allowed = "'auto' or a positive integer" if name == "batch_size" else "an integer"
+        raise InputError(f"{name} must be {allowed}; got {text!r}") from None

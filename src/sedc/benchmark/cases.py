@@ -222,7 +222,7 @@ def throughput_images(ctx: Context, count: int = THROUGHPUT_IMAGES) -> list[tupl
 
 def _throughput_runners(ctx: Context) -> dict[str, Callable[[list[np.ndarray], str], list[Any]]]:
     """The throughput variants: an explain loop, explain_many, and two worker processes."""
-    from ..core.engine import explain
+    from ..core.explain import explain
     from ..scale import explain_many
 
     module = ctx.models["default"].module

@@ -220,7 +220,7 @@ def _explain_answer(e: Any) -> Answer:
 
 def _explain_runner(model_key: str = "default", **options: Any) -> Callable[..., Answer]:
     def run(photo: Photo, mode: str, ctx: "Context", max_evals: int | None = None) -> Answer:
-        from ..core.engine import explain
+        from ..core.explain import explain
 
         return _explain_answer(explain(photo.tensor, ctx.models[model_key], photo.segments, mode=mode,
                                        device=ctx.device, max_evals=max_evals, **options))

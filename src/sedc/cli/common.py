@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from typing import Any, Callable
+
+from ..base.errors import SedcError
+from ..base.options import parse_batch_size, parse_integer_option, parse_max_time, parse_modes
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -29,20 +34,25 @@ def input_size(text: str) -> int | tuple[int, int]:
     return positive_int(text)
 
 
-def batch_size(text: str) -> int | str:
-    """argparse type: ``auto`` or an integer >= 1."""
-    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+def from_rule(rule: Callable[[str], Any], name: str) -> Callable[[str], Any]:
+    """An argparse type applying a :mod:`sedc.base.options` text rule: its error message is the
+    library's (argparse prints it after the flag), and ``name`` appears in argparse's messages."""
+
+    def parse(text: str) -> Any:
+        try:
+            return rule(text)
+        except SedcError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = name
+    return parse
 
 
-def max_time(text: str) -> float | None:
-    """argparse type: seconds >= 0, where 0 means no limit (None)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0); got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0); got {text!r}")
-    return None if value == 0 else value
+batch_size = from_rule(parse_batch_size, "batch_size")   # auto (any case) or N >= 1
+max_time = from_rule(parse_max_time, "max_time")         # seconds > 0, or none
+modes = from_rule(parse_modes, "modes")                  # MODE[,MODE...]
+max_evals = from_rule(functools.partial(parse_integer_option, "max_evals"), "max_evals")
+seed = from_rule(functools.partial(parse_integer_option, "seed"), "seed")
 
 
 def seconds(text: str) -> float:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..base.errors import InputError, UsageError
-from ..base.options import MODES
 
 FOLDERS = "folders"          # --ground-truth folders
 TARGET_TRUE = "true"         # --target true
@@ -34,26 +33,6 @@ MAX_LISTED = 5               # unknown labels named in one error message
 # --------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------
-
-def mode_list(text: str) -> str:
-    """argparse type of ``--mode``: one mode or a comma-separated list (``mean,blur,inpaint``).
-
-    Returns the list normalised (``"mean,blur"``, duplicates dropped), so commands that pass
-    ``--mode`` on (``sedc demo``) can hand it over as text.
-    """
-    modes = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [mode for mode in modes if mode not in MODES]
-    if not modes or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown mode {(unknown or [text])[0]!r}; choose from {', '.join(MODES)}, or a "
-            "comma-separated list of them (e.g. mean,blur,inpaint)")
-    return ",".join(dict.fromkeys(modes))
-
-
-def modes_of(args: argparse.Namespace) -> list[str]:
-    """The modes of a run, in the order given."""
-    return args.mode.split(",")
-
 
 def add_dataset_options(p: argparse.ArgumentParser) -> None:
     """``--ground-truth`` and ``--report`` (the ``sedc explain`` options of a data-set audit)."""

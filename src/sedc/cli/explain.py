@@ -20,7 +20,6 @@ from .dataset import (
     check_dataset_options,
     ground_truth,
     is_target_true,
-    modes_of,
     plan,
     task_settings,
 )
@@ -53,7 +52,7 @@ def run_explain(args: argparse.Namespace) -> int:
                 "target": target, "runtime": runtime}
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
-    modes = modes_of(args)
+    modes = args.modes
     todo, skipped = plan(images, [image_id(path) for path in images], modes, truth, store.done)
     run = Run(store, loaded.labels, settings, args.quiet, total=len(images) * len(modes), skipped=skipped,
               n_modes=len(modes))
@@ -143,12 +142,16 @@ def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, sess
                         options=explain_options(args))
 
 
+# The ExplainOptions fields set on the command line (``args`` attribute -> option). The mode and
+# the target are per image (each item's task carries its own), so the run's options leave them out.
+OPTION_FLAGS = {"batch_size": "batch_size", "max_time": "max_time", "max_evals": "max_evals",
+                "prune": "prune", "seed": "seed"}
+
+
 def explain_options(args: argparse.Namespace) -> ExplainOptions:
-    """The search settings given on the command line, shared by every image (each image's mode
-    and target come with its task)."""
-    return ExplainOptions(mode=modes_of(args)[0], batch_size=args.batch_size,
-                          max_time=args.max_time, max_evals=args.max_evals, prune=args.prune,
-                          seed=args.seed)
+    """The search settings given on the command line, shared by every image; the argument types
+    already applied the options' rules, so the values are trusted here."""
+    return ExplainOptions().with_checked({option: getattr(args, dest) for dest, option in OPTION_FLAGS.items()})
 
 
 def make_tasks(items: list[Item], loaded: Any, target: int | str | None) -> list[Any]:

@@ -9,12 +9,13 @@ summary table as Markdown (``--format markdown``). ``sedc explain ... --report``
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import UsageError
+from ..base.schema import ERRORS_FILE, RESULTS_FILE, read_rows
 from .common import EXIT_OK
-from .results import ERRORS_FILE, RESULTS_FILE
 
 FORMATS = ("html", "markdown")
 
@@ -70,15 +71,24 @@ def run_report(args: argparse.Namespace) -> int:
 
 def read_run(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The result rows and error rows of the run in ``folder``; usage error without results."""
-    from ..report import load_results
-
     if not (Path(folder) / RESULTS_FILE).is_file():
         raise UsageError(f"no {RESULTS_FILE} in '{folder}': give the --out folder of a "
                          "'sedc explain' run")
-    try:  # read only: a run may still be appending to the files
-        return load_results(folder)
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise UsageError(f"cannot read the results in '{folder}': {err}") from None
+    return read_file(Path(folder) / RESULTS_FILE), read_file(Path(folder) / ERRORS_FILE)
+
+
+def read_file(path: Path) -> list[dict[str, Any]]:
+    """The rows of one result file (read only: a run may still be appending to it); a warning on
+    stderr names the lines that are not rows."""
+    try:
+        found = read_rows(path)
+    except OSError as err:
+        raise UsageError(f"cannot read '{path}': {err}") from None
+    if found.skipped:
+        lines = ", ".join(map(str, found.skipped[:5])) + (", ..." if len(found.skipped) > 5 else "")
+        print(f"sedc report: warning: {path}: skipped {len(found.skipped)} line(s) that are not result "
+              f"rows (line {lines})", file=sys.stderr)
+    return found.rows
 
 
 def write_run_report(folder: Path, rows: list[dict[str, Any]] | None = None,

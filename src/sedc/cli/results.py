@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..base import schema
 from ..base.errors import UsageError
+from ..base.schema import ERRORS_FILE, RESULTS_FILE
 
-RESULTS_FILE, ERRORS_FILE = "results.jsonl", "errors.jsonl"
 # Settings that must match for a resumed run to add rows to an existing results.jsonl. The mode
 # is not one of them: rows are kept per (image, mode), so a run may add modes to a results file.
 RUN_KEYS = ("model", "segmentation", "target")
@@ -87,40 +88,26 @@ def append_line(path: Path, row: dict[str, Any]) -> None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The valid rows of a JSONL results file; repairs a partial last line left by a crash.
+    """The rows of a results file (:func:`sedc.base.schema.read_rows`), made ready for appending.
 
-    Lines that are not JSON objects with an ``image`` key are ignored. An unterminated last line
-    is dropped from the file when it is not valid JSON (a write cut short), or terminated when it
-    is, so that appended rows start on a line of their own.
+    An unterminated last line is dropped from the file when it is not valid JSON (a write cut
+    short), or terminated when it is, so that appended rows start on a line of their own.
     """
-    if not path.is_file():
-        return []
-    data = repair_tail(path, path.read_bytes())
-    rows = [parse_row(line) for line in data.decode("utf-8", errors="replace").splitlines()]
-    return [row for row in rows if row is not None]
+    found = schema.read_rows(path)
+    if path.is_file():
+        repair_tail(path, found.truncated)
+    return found.rows
 
 
-def repair_tail(path: Path, data: bytes) -> bytes:
-    """Terminate or drop the unterminated last line of ``path``; returns the new contents."""
+def repair_tail(path: Path, truncated: bool) -> None:
+    """Terminate the unterminated last line of ``path``, or drop it when ``truncated``."""
+    data = path.read_bytes()
     if not data or data.endswith(b"\n"):
-        return data
-    cut = data.rfind(b"\n") + 1
-    if parse_row(data[cut:].decode("utf-8", errors="replace")) is not None:
+        return
+    if not truncated:
         with open(path, "ab") as handle:
             handle.write(b"\n")
-        return data + b"\n"
-    print(f"warning: dropping an incomplete last line of {path} (an interrupted write)",
-          file=sys.stderr)
+        return
+    print(f"warning: dropping an incomplete last line of {path} (an interrupted write)", file=sys.stderr)
     with open(path, "r+b") as handle:
-        handle.truncate(cut)
-    return data[:cut]
-
-
-def parse_row(line: str) -> dict[str, Any] | None:
-    """A results row parsed from ``line``, or None when it is not one."""
-    try:
-        row = json.loads(line)
-    except ValueError:
-        return None
-    return row if isinstance(row, dict) and isinstance(row.get("image"), str) else None
-
+        handle.truncate(data.rfind(b"\n") + 1)

@@ -9,33 +9,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..base.schema import ordered
 from .dataset import accuracy_line, truth_fields
 from .results import RESULTS_FILE, ResultStore
 
 
-def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
+def result_row(image: str, e: Any, class_names: list[str], settings: dict[str, Any],
                figure: str | None, true_class: int | None = None) -> dict[str, Any]:
-    """The results.jsonl object of one explanation."""
+    """The results.jsonl object of one explanation: :meth:`sedc.Explanation.to_dict` and the run's
+    fields (:data:`sedc.base.schema.RUN_FIELDS`), in the schema's order."""
     from ..models.labels import class_name
 
     d = e.to_dict()
     target = d["target"]
-    return {
-        "image": image, "found": d["found"],
-        "original_class": d["original_class"], "original_label": class_name(d["original_class"], labels),
-        "original_score": d["original_score"],
-        **truth_fields(true_class, d["original_class"], labels),
-        "new_class": d["new_class"], "new_label": class_name(d["new_class"], labels),
-        "new_score": d["new_score"], "original_class_score": d["original_class_score"],
-        "segments": d["segments"], "n_segments_total": d["n_segments_total"],
-        "n_evaluations": d["n_evaluations"], "elapsed_s": round(d["elapsed_s"], 4),
-        "mode": d["mode"], "stop_reason": d["stop_reason"], "target": target,
-        "target_label": None if target is None else class_name(target, labels),
-        "target_setting": settings["target"], "figure": figure,
-        "model": settings["model"], "segmentation": settings["segmentation"],
-        "runtime": settings.get("runtime", "torch"),
-    }
-
+    return ordered({
+        **d, "image": image, "elapsed_s": round(d["elapsed_s"], 4),
+        "original_label": class_name(d["original_class"], class_names),
+        "new_label": class_name(d["new_class"], class_names),
+        "target_label": None if target is None else class_name(target, class_names),
+        **truth_fields(true_class, d["original_class"], class_names),
+        "target_setting": settings["target"], "figure": figure, "model": settings["model"],
+        "segmentation": settings["segmentation"], "runtime": settings.get("runtime", "torch"),
+    })
 
 
 def figure_title(settings: dict[str, Any]) -> str:
@@ -48,7 +43,7 @@ def status_line(row: dict[str, Any], show_mode: bool = False) -> str:
     """``chelsea.png: Egyptian cat 0.79 -> tabby 0.41, 3 regions, 57 evals, 4.1 s``
     (``chelsea.png [mean]: ...`` with ``show_mode``)."""
     before = f"{row['original_label']} {row['original_score']:.2f}"
-    n = len(row["segments"])
+    n = len(row["removed"])
     if row["found"]:
         change = f"{before} -> {row['new_label']} {row['new_score']:.2f}, {plural(n, 'region')}"
     else:
@@ -76,7 +71,7 @@ def print_summary(run: Run) -> None:
         print(note)
     stats = []
     if found:
-        median = statistics.median(len(r["segments"]) for r in found)
+        median = statistics.median(len(r["removed"]) for r in found)
         stats.append(f"median {median:g} region{'s' * (median != 1)} (where found)")
     if rows:
         median = statistics.median(r["n_evaluations"] for r in rows)

@@ -18,8 +18,7 @@ import torch
 
 from ..base.errors import InputError
 from ..base.options import ExplainOptions, mode_name
-from ..base.outputs import eval_mode
-from ..base.validate import as_image_tensor, as_segments, classifier_device
+from ..base.validate import as_image_tensor, as_segments
 from .evaluation import Evaluator
 from .perturbation import Composer, make_fill, segment_index
 from .result import Explanation
@@ -28,25 +27,29 @@ from .search import Pruner, Scores, Search
 
 @dataclass
 class Prepared:
-    """An image made ready for the search: tensors on the device, segments, fill, composer."""
+    """An image made ready for the search: tensors on the device, its segmentation (the label map)
+    and the segment ids in it (ascending: segment position j is ``segment_ids[j]``), fill, composer."""
 
     image: torch.Tensor
-    segments: np.ndarray
-    labels: np.ndarray
+    segmentation: np.ndarray
+    segment_ids: np.ndarray
     composer: Composer
     mode: str
 
 
 @dataclass
 class Job:
-    """One image's search (and optional pruning), with its limits and bookkeeping."""
+    """One image's search (and optional pruning) under its options, with its bookkeeping.
+
+    ``options`` are the validated settings of this image (the run's, with a task's own put over
+    them); nothing below re-checks them. ``target`` starts as ``options.target`` and becomes None
+    when ``untargeted_if_predicted`` and the model already predicts the target.
+    """
 
     prepared: Prepared
-    target: int | None
-    max_time: float | None
-    max_evals: int | None
-    prune: bool
+    options: ExplainOptions
     untargeted_if_predicted: bool = False  # a target the model already predicts: plain SEDC
+    target: int | None = None
     started: float = field(default_factory=time.perf_counter)
     search: Search | None = None
     pruner: Pruner | None = None
@@ -54,6 +57,9 @@ class Job:
     original_score: float = float("nan")
     n_evaluations: int = 0
     finished: float | None = None
+
+    def __post_init__(self) -> None:
+        self.target = self.options.target
 
     @property
     def phase(self) -> Search | Pruner | None:
@@ -86,23 +92,25 @@ class Job:
         if self.target is not None and self.target == self.original_class:
             raise InputError(f"target class {self.target} is already the predicted class of the image; "
                              "choose another target or use target=None")
-        self.search = Search(len(self.prepared.labels), self.original_class, self.original_score,
+        self.search = Search(len(self.prepared.segment_ids), self.original_class, self.original_score,
                              self.target)
-        if len(self.prepared.labels) < 2:
+        if len(self.prepared.segment_ids) < 2:
             # Removing the only segment removes the whole image: that explains nothing.
             self.search.done, self.search.stop_reason = True, "exhausted"
         self._after_feed()
 
     def budget(self) -> int | None:
         """Evaluations left under ``max_evals`` (None: unlimited)."""
-        return None if self.max_evals is None else self.max_evals - self.n_evaluations
+        max_evals = self.options.max_evals
+        return None if max_evals is None else max_evals - self.n_evaluations
 
     def check_limits(self) -> None:
         """Stop the active phase when a limit is reached."""
         phase = self.phase
         if phase is None:
             return
-        if self.max_time is not None and time.perf_counter() - self.started >= self.max_time:
+        max_time = self.options.max_time
+        if max_time is not None and time.perf_counter() - self.started >= max_time:
             phase.stop("max_time")
         elif self.budget() is not None and self.budget() <= 0:
             phase.stop("max_evals")
@@ -126,7 +134,7 @@ class Job:
 
     def _after_feed(self) -> None:
         search = self.search
-        if search.done and search.best is not None and self.prune and self.pruner is None:
+        if search.done and search.best is not None and self.options.prune and self.pruner is None:
             self.pruner = Pruner(search)
         if self.done and self.finished is None:
             self.finished = time.perf_counter()
@@ -138,20 +146,24 @@ class Job:
         return original, torch.full((n,), target, dtype=torch.long, device=device)
 
 
-def prepare(image: Any, segments: Any, mode: Any, device: torch.device, seed: int,
+def prepare(image: Any, segmentation: Any, mode: Any, device: torch.device, seed: int,
             channels_last: bool = False) -> Prepared:
-    """Validate and move one image to ``device``; segment it if needed; compute its fill."""
+    """Validate and move one image to ``device``; segment it if needed; compute its fill.
+
+    ``mode`` and ``seed`` are trusted (checked by :class:`~sedc.ExplainOptions`); the image and
+    the segmentation are user input and are checked here.
+    """
     tensor = as_image_tensor(image).to(device)
     height, width = tensor.shape[2:]
-    if segments is None:
+    if segmentation is None:
         from ..imaging.segmentation import segment
 
-        segments = segment(tensor, "quickshift")
-    segments = as_segments(segments, height, width)
-    labels, index = segment_index(segments, device)
-    fill = make_fill(tensor, torch.from_numpy(segments).to(device), mode, seed=seed)
-    composer = Composer(tensor, fill, index, len(labels), channels_last=channels_last)
-    return Prepared(tensor, segments, labels, composer, mode_name(mode))
+        segmentation = segment(tensor, "quickshift")
+    segmentation = as_segments(segmentation, height, width)
+    segment_ids, index = segment_index(segmentation, device)
+    fill = make_fill(tensor, torch.from_numpy(segmentation).to(device), mode, seed=seed)
+    composer = Composer(tensor, fill, index, len(segment_ids), channels_last=channels_last)
+    return Prepared(tensor, segmentation, segment_ids, composer, mode_name(mode))
 
 
 def take_batch(jobs: Sequence[Job], evaluator: Evaluator) -> list[tuple[int, list[int]]]:
@@ -237,103 +249,26 @@ def finish(job: Job) -> Explanation:
     image_cpu = prepared.image.detach().cpu()
     index = prepared.composer.index.cpu().numpy()
     if best is None:
-        mask = np.zeros(prepared.segments.shape, dtype=bool)
+        mask = np.zeros(prepared.segmentation.shape, dtype=bool)
         perturbed = image_cpu.clone()
         new_class, new_score, class_score = job.original_class, job.original_score, job.original_score
-        segments: list[int] = []
+        removed: list[int] = []
     else:
         members = prepared.composer.members([best.bits])[0]
         mask = members[index]
-        segments = [int(x) for x in prepared.labels[members]]
+        removed = [int(x) for x in prepared.segment_ids[members]]
         perturbed = prepared.composer.compose([best.bits]).float().contiguous().cpu()
         new_class, new_score, class_score = best.predicted, best.top, best.original
     explanation_image = image_cpu[0].permute(1, 2, 0).numpy() * mask[:, :, None]
     return Explanation(
-        segments=segments, found=best is not None, original_class=job.original_class,
+        removed=removed, found=best is not None, original_class=job.original_class,
         original_score=job.original_score, new_class=int(new_class), new_score=float(new_score),
         original_class_score=float(class_score), target=job.target, mode=prepared.mode,
         n_evaluations=job.n_evaluations, elapsed=(job.finished or time.perf_counter()) - job.started,
-        stop_reason=search.stop_reason or "exhausted", n_segments=len(prepared.labels), mask=mask,
+        stop_reason=search.stop_reason or "exhausted", n_segments=len(prepared.segment_ids), mask=mask,
         perturbed_image=perturbed, explanation_image=explanation_image.astype(np.float32),
-        image=image_cpu, segmentation=prepared.segments,
+        image=image_cpu, segmentation=prepared.segmentation,
     )
-
-
-def explain(
-    image: Any,
-    classifier: Any,
-    segments: Any = None,
-    *,
-    mode: Any = "blur",
-    target: int | None = None,
-    device: Any = None,
-    batch_size: int | str = "auto",
-    max_time: float | None = None,
-    max_evals: int | None = None,
-    seed: int = 0,
-    prune: bool = False,
-    autocast: bool = False,
-    channels_last: bool | str = "auto",
-) -> Explanation:
-    """Explain one prediction with a SEDC (or SEDC-T) counterfactual.
-
-    Parameters
-    ----------
-    image : torch.Tensor, numpy.ndarray or PIL.Image.Image
-        (C, H, W) or (1, C, H, W) tensor; (H, W, C) array, float in [0, 1] or uint8; or PIL image.
-        The model sees exactly these pixels (wrap normalisation into the classifier).
-    classifier : torch.nn.Module or callable
-        Maps a (B, C, H, W) float tensor to (B, K) scores, used as returned (no softmax is added).
-        What it returns becomes scores by :func:`sedc.models.to_scores` (a tensor, ``.logits``,
-        a mapping's ``"logits"``, a tuple's first element). A module in training mode is
-        evaluated in eval mode for this call and then restored exactly, with one ``UserWarning``.
-    segments : array or tensor of shape (H, W), optional
-        Integer label per pixel (any labels). ``None`` runs quickshift(kernel_size=4,
-        max_dist=200, ratio=0.2), the paper's setting.
-    mode : str, callable or tensor
-        ``"mean"``, ``"blur"``, ``"random"``, ``"inpaint"``, ``"inpaint_telea"``, ``"harmonic"``
-        (PyTorch-native inpainting), a callable ``(image, segments) -> fill``, or a fill image.
-    target : int, optional
-        Run SEDC-T toward this class.
-    device : str or torch.device, optional
-        Where to compose candidates and run the model; defaults to the model's device.
-    batch_size : int or "auto"
-        Candidates per model call; ``"auto"`` measures and picks the fastest.
-    max_time : float, optional
-        Stop after this many seconds (``stop_reason="max_time"``).
-    max_evals : int, optional
-        Stop after this many model evaluations, the unperturbed image included.
-    seed : int
-        Seed of the ``random`` fill.
-    prune : bool
-        After finding a counterfactual, drop segments while the class stays changed.
-    autocast : bool
-        On CUDA, run the model in float16 autocast (faster; scores may differ slightly).
-    channels_last : bool or "auto"
-        Feed channels-last batches; ``"auto"`` enables it for 4-D conv models on CPU and CUDA.
-
-    Returns
-    -------
-    Explanation
-        The counterfactual (``found=False`` with the reason when none was found).
-
-    Examples
-    --------
-    >>> import sedc
-    >>> model = sedc.models.load("efficientnet-lite0")          # doctest: +SKIP
-    >>> e = sedc.explain(photo, model.module, mode="blur")      # doctest: +SKIP
-    >>> e.segments, model.labels[e.new_class]                   # doctest: +SKIP
-    """
-    options = ExplainOptions(mode=mode, target=target, batch_size=batch_size, max_time=max_time,
-                             max_evals=max_evals, seed=seed, prune=prune, autocast=autocast,
-                             channels_last=channels_last)
-    dev = classifier_device(classifier, device)
-    with eval_mode(classifier):  # a model in training mode: evaluated in eval mode, then restored
-        evaluator = make_evaluator(classifier, dev, options)
-        job = make_job(image, segments, options, dev, use_channels_last(options, classifier, dev))
-        evaluate_originals([job], evaluator)
-        run_jobs([job], evaluator)
-    return finish(job)
 
 
 def make_evaluator(classifier: Any, device: torch.device, options: ExplainOptions) -> Evaluator:
@@ -342,16 +277,15 @@ def make_evaluator(classifier: Any, device: torch.device, options: ExplainOption
                      max_batch=options.max_batch)
 
 
-def make_job(image: Any, segments: Any, options: ExplainOptions, device: torch.device,
+def make_job(image: Any, segmentation: Any, options: ExplainOptions, device: torch.device,
              channels_last: bool, *, untargeted_if_predicted: bool = False) -> Job:
     """Prepare one image's :class:`Job` under validated ``options`` (no model calls).
 
     With ``untargeted_if_predicted``, an image the model already assigns to ``options.target`` is
     explained with plain SEDC (its result's ``target`` is None) instead of failing.
     """
-    prepared = prepare(image, segments, options.mode, device, options.seed, channels_last=channels_last)
-    return Job(prepared, options.target, options.max_time, options.max_evals, options.prune,
-               untargeted_if_predicted)
+    prepared = prepare(image, segmentation, options.mode, device, options.seed, channels_last=channels_last)
+    return Job(prepared, options, untargeted_if_predicted)
 
 
 def use_channels_last(options: ExplainOptions, classifier: Any, device: torch.device) -> bool:

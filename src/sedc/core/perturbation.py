@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..base.errors import InputError, InputTypeError
-from ..base.options import MODES, check_mode
+from ..base.options import MODES
 from ..base.validate import as_image_tensor
 
 """Built-in fill modes. ``harmonic`` is the PyTorch-native inpainting (all segments at once)."""
@@ -101,7 +101,8 @@ def make_fill(
     segments : torch.Tensor
         (H, W) integer tensor of segment labels on the image's device.
     mode : str, callable, torch.Tensor or numpy.ndarray
-        One of :data:`MODES`; a callable ``(image, segments) -> fill`` receiving the (1, C, H, W)
+        Trusted, checked by :class:`~sedc.ExplainOptions` (or the seed API) before: one of
+        :data:`MODES`; a callable ``(image, segments) -> fill`` receiving the (1, C, H, W)
         image tensor and the (H, W) label tensor on the device; or a ready fill image.
     seed : int
         Seed of the ``random`` fill.
@@ -123,7 +124,6 @@ def make_fill(
 
 
 def _builtin_fill(image: torch.Tensor, segments: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
-    check_mode(mode)
     _, channels, height, width = image.shape
     if mode == "mean":
         return image.mean(dim=(2, 3), keepdim=True).expand_as(image).contiguous()

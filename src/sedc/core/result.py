@@ -12,6 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..base.deprecated import renamed_attribute
+from ..base.schema import EXPLANATION_FIELDS
+
 
 @dataclass
 class Explanation:
@@ -19,8 +22,10 @@ class Explanation:
 
     Attributes
     ----------
-    segments : list of int
-        Labels of the removed segments, ascending. Empty when nothing was found.
+    removed : list of int
+        Labels of the removed segments (regions of ``segmentation``), ascending. Empty when
+        nothing was found. (``segments``, its name before 0.2, still works, with a
+        ``DeprecationWarning``.)
     found : bool
         Whether a counterfactual was found.
     original_class, original_score :
@@ -51,10 +56,10 @@ class Explanation:
     image : torch.Tensor
         (1, C, H, W) CPU tensor: the explained image.
     segmentation : numpy.ndarray
-        (H, W) integer label map used by the search.
+        (H, W) integer label map used by the search: the image's segments.
     """
 
-    segments: list[int]
+    removed: list[int]
     found: bool
     original_class: int
     original_score: float
@@ -74,22 +79,15 @@ class Explanation:
     segmentation: np.ndarray = field(repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary (no arrays)."""
-        return {
-            "found": bool(self.found),
-            "segments": [int(s) for s in self.segments],
-            "original_class": int(self.original_class),
-            "original_score": float(self.original_score),
-            "new_class": int(self.new_class),
-            "new_score": float(self.new_score),
-            "original_class_score": float(self.original_class_score),
-            "target": None if self.target is None else int(self.target),
-            "mode": self.mode,
-            "n_evaluations": int(self.n_evaluations),
-            "elapsed_s": float(self.elapsed),
-            "stop_reason": self.stop_reason,
-            "n_segments_total": int(self.n_segments),
-        }
+        """The explanation's fields of a result row (:data:`sedc.base.schema.EXPLANATION_FIELDS`):
+        JSON-safe, no arrays."""
+        return {key: _plain(getattr(self, attribute)) for key, (attribute, _) in EXPLANATION_FIELDS.items()}
+
+    @property
+    def segments(self) -> list[int]:
+        """Deprecated name of :attr:`removed`."""
+        renamed_attribute("Explanation", "segments", "removed")
+        return self.removed
 
     def as_tuple(self) -> tuple[np.ndarray, list[int], torch.Tensor, int, int]:
         """The seed API's 5-tuple.
@@ -98,11 +96,24 @@ class Explanation:
         -------
         (explanation, segments_in_explanation, perturbation, new_class, predicted_class_index)
         """
-        return (self.explanation_image, list(self.segments), self.perturbed_image,
+        return (self.explanation_image, list(self.removed), self.perturbed_image,
                 int(self.new_class), int(self.original_class))
 
-    def plot(self, labels: Sequence[str] | None = None, path: Any = None, **kwargs: Any):
+    def plot(self, class_names: Sequence[str] | None = None, path: Any = None, **kwargs: Any):
         """Draw original | highlighted regions | counterfactual; see :func:`sedc.plot`."""
         from ..display.figure import plot
 
-        return plot(self, labels=labels, path=path, **kwargs)
+        return plot(self, class_names, path=path, **kwargs)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy of a field: Python ints, floats and lists."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return value

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from ..base.errors import InputError
+from ..base.options import check_fields
 from ..base.validate import as_image_tensor, as_segments, resolve_device
-from .engine import explain
+from .explain import explain
 from .perturbation import make_fill
 
 
@@ -62,6 +63,7 @@ def create_perturbation_mask(image: Any, segments: Any, mode: Any = "mean", devi
     dev = resolve_device(device, tensor.device)
     tensor = tensor.to(dev)
     labels = as_segments(segments, tensor.shape[2], tensor.shape[3])
+    check_fields({"mode": mode, "seed": seed})
     return make_fill(tensor, torch.from_numpy(labels).to(dev), mode, seed=seed)
 
 

@@ -87,7 +87,7 @@ def data_row(row: dict[str, Any], figure: str | None, thumb: bool, names: Names,
     return [
         str(row.get("image", "?")), None if figure is None else url(figure), int(thumb),
         int(is_found(row)), names(label(row, "original")), rounded(row.get("original_score")),
-        names(label(row, "new")), rounded(row.get("new_score")), len(row.get("segments") or []),
+        names(label(row, "new")), rounded(row.get("new_score")), len(row.get("removed") or []),
         whole(row.get("n_segments_total")), whole(row.get("n_evaluations")),
         rounded(row.get("elapsed_s")), mode_index.get(str(row.get("mode")), 0),
         names(str(row.get("stop_reason"))), int(is_limit_stop(row)),

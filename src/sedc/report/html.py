@@ -15,6 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..base.schema import REPORT_FILE, SUMMARY_FILE
 from . import svg
 from .assets import CSS, JS
 from .gallery import gallery_data, gallery_section
@@ -22,7 +23,6 @@ from .markdown import fixed, percent
 from .summary import is_found, is_toward_truth, label, summarize
 from .thumbs import figure_path, make_thumbnails, thumb_path, url
 
-REPORT_FILE, SUMMARY_FILE = "report.html", "summary.json"
 TOP = 12
 """Rows shown in the confusion and transition tables (summary.json has them all)."""
 MAX_TOWARD = 100
@@ -221,7 +221,7 @@ def toward_table(items: list[tuple[dict[str, Any], str | None]]) -> str:
         name = escape(str(row.get("image", "?")))
         if figure:
             name = f'<a href="{escape(url(figure))}">{name}</a>'
-        result = (f'<span class="pill found">k = {len(row.get("segments") or [])}</span>'
+        result = (f'<span class="pill found">k = {len(row.get("removed") or [])}</span>'
                   if is_found(row) else
                   f'<span class="pill miss">{escape(str(row.get("stop_reason")))}</span>')
         lines.append(f"<tr><td>{name}</td><td>{escape(label(row, 'original'))}"

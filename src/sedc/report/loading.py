@@ -1,54 +1,26 @@
-"""Reading ``results.jsonl`` and ``errors.jsonl`` from a results folder."""
+"""Reading ``results.jsonl`` and ``errors.jsonl`` from a results folder (the schema's reader)."""
 
 from __future__ import annotations
 
-import json
+import warnings
 from pathlib import Path
 from typing import Any
 
-from ..base.errors import InputError
-
-RESULTS_FILE, ERRORS_FILE = "results.jsonl", "errors.jsonl"
+from ..base.schema import ERRORS_FILE, RESULTS_FILE, read_rows
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file, one per line.
+    """The rows of a results or errors file (:func:`sedc.base.schema.read_rows`).
 
-    Blank lines are skipped, and so is a last line that is not valid JSON (a run interrupted
-    while writing it); an invalid line anywhere else is an error.
-
-    Parameters
-    ----------
-    path : pathlib.Path or str
-        The file; a missing file gives an empty list.
-
-    Returns
-    -------
-    list of dict
-        The objects, in file order.
-
-    Raises
-    ------
-    ValueError
-        If a line other than the last is not a JSON object.
+    Lines that are not rows are skipped with a warning naming them; a last line cut short by an
+    interrupted run is skipped silently. A missing file gives an empty list.
     """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    lines = [(i, line) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-             if line.strip()]
-    rows = []
-    for position, (number, line) in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            if position == len(lines) - 1:
-                break
-            raise InputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+    found = read_rows(path)
+    if found.skipped:
+        lines = ", ".join(map(str, found.skipped[:5])) + (", ..." if len(found.skipped) > 5 else "")
+        warnings.warn(f"{path}: skipped {len(found.skipped)} line(s) that are not result rows "
+                      f"(line {lines})", UserWarning, stacklevel=2)
+    return found.rows
 
 
 def load_results(folder: Path | str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

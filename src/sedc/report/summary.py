@@ -96,7 +96,7 @@ def group_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         See :func:`summarize`.
     """
     found = [row for row in rows if is_found(row)]
-    ks = [len(row.get("segments") or []) for row in found]
+    ks = [len(row.get("removed") or []) for row in found]
     evals = numbers(row.get("n_evaluations") for row in rows)
     times = numbers(row.get("elapsed_s") for row in rows)
     reasons = Counter(str(row.get("stop_reason")) for row in rows)

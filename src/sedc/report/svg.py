@@ -42,7 +42,7 @@ def k_histogram(rows: Sequence[dict[str, Any]], modes: Sequence[str]) -> str:
     found = [row for row in rows if is_found(row)]
     if not found:
         return '<p class="empty">No counterfactual found: no k to plot.</p>'
-    ks = [len(row.get("segments") or []) for row in found]
+    ks = [len(row.get("removed") or []) for row in found]
     width = max(1, math.ceil(max(ks) / MAX_BARS))
     n_bins = max(ks) // width + 1
     counts = [[0] * len(modes) for _ in range(n_bins)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..base.deprecated import renamed_argument
 from ..base.errors import ImageError, InputError
 from ..base.options import ExplainOptions
 from ..core.result import Explanation
@@ -23,7 +24,7 @@ from .runner import Runner
 def iter_explain(
     images: Iterable[Any],
     classifier: Any,
-    segments: Any = None,
+    segmentation: Any = None,
     *,
     segmenter: Callable[[Any], Any] | None = None,
     on_error: str = "raise",
@@ -46,8 +47,10 @@ def iter_explain(
     classifier : torch.nn.Module or callable
         As for :func:`sedc.explain`. With ``devices``, a picklable ``nn.Module`` or a picklable
         zero-argument factory returning one (each worker builds its own copy).
-    segments : array, or sequence of arrays, optional
-        One label map for all images, one per image, or None (``segmenter`` or quickshift).
+    segmentation : array, or sequence of arrays, optional
+        The images' segments: one label map for all images, a list or tuple with one per image,
+        or None (``segmenter``, else quickshift). (``segments=``, its name before 0.2, still
+        works, with a ``DeprecationWarning``.)
     segmenter : callable, optional
         ``segmenter(image) -> labels`` for images without given segments.
     on_error : {"raise", "return"}
@@ -76,6 +79,7 @@ def iter_explain(
     ------
     (int, Explanation or ImageError)
     """
+    segments = renamed_argument(explain_options, "segments", "segmentation", segmentation, stacklevel=4)
     check_on_error(on_error)
     settings = ExplainOptions.build(options, **explain_options)
     if ray_address is not None and devices is not None:
@@ -96,8 +100,9 @@ def iter_explain(
     yield from runner.run(images, segments, segmenter, on_error)
 
 
-def explain_many(images: Iterable[Any], classifier: Any, segments: Any = None, **kwargs: Any
+def explain_many(images: Iterable[Any], classifier: Any, segmentation: Any = None, **kwargs: Any
                  ) -> list[Explanation | ImageError]:
     """Explain every image (see :func:`iter_explain`); results in input order."""
-    results = dict(iter_explain(images, classifier, segments, **kwargs))
+    segmentation = renamed_argument(kwargs, "segments", "segmentation", segmentation)
+    results = dict(iter_explain(images, classifier, segmentation, **kwargs))
     return [results[i] for i in range(len(results))]

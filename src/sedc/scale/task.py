@@ -9,16 +9,11 @@ which applies its settings over the run's options for that image alone.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..base.errors import InputTypeError
-from ..base.options import ExplainOptions
-
-# The settings of one image's search. The others (batch_size, autocast, channels_last, max_batch)
-# shape the shared model batches, so they stay per run.
-TASK_OPTIONS = ("mode", "target", "seed", "max_time", "max_evals", "prune")
+from ..base.options import ExplainOptions, check_fields
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,8 +25,9 @@ class Task:
     image : Any
         What :func:`sedc.scale.iter_explain` accepts as one image: an image or a loader.
     options : mapping, optional
-        Settings that replace the run's for this image: any of ``mode``, ``target``, ``seed``,
-        ``max_time``, ``max_evals``, ``prune`` (validated here, when the task is made).
+        Settings that replace the run's for this image: any of
+        ``ExplainOptions.per_image_names()`` (``mode``, ``target``, ``max_time``, ``max_evals``,
+        ``seed``, ``prune``), checked here, once, when the task is made.
     untargeted_if_predicted : bool
         When the model already predicts the target class, run plain SEDC (the result's
         ``target`` is None) instead of failing the image: "explain toward the true class,
@@ -39,7 +35,7 @@ class Task:
 
     Raises
     ------
-    TypeError, ValueError
+    InputTypeError, InputError
         For a setting that may not vary per image, or an invalid value.
     """
 
@@ -49,16 +45,16 @@ class Task:
 
     def __post_init__(self) -> None:
         settings = dict(self.options)
-        unknown = sorted(set(settings) - set(TASK_OPTIONS))
+        allowed = ExplainOptions.per_image_names()
+        unknown = sorted(set(settings) - set(allowed))
         if unknown:
-            raise InputTypeError(f"a Task sets only {', '.join(TASK_OPTIONS)}; got {', '.join(unknown)} "
-                            "(the other options apply to the whole run)")
-        ExplainOptions(**settings)  # validate the values now, in the caller's process
-        object.__setattr__(self, "options", settings)
+            raise InputTypeError(f"a Task sets only {', '.join(allowed)}; got {', '.join(unknown)} "
+                                 "(the other options apply to the whole run)")
+        object.__setattr__(self, "options", check_fields(settings))
 
     def apply(self, options: ExplainOptions) -> ExplainOptions:
-        """The run's ``options`` with this task's settings put over them."""
-        return dataclasses.replace(options, **self.options) if self.options else options
+        """The run's ``options`` with this task's (already checked) settings put over them."""
+        return options.with_checked(self.options)
 
 
 def unwrap(item: Any, options: ExplainOptions) -> tuple[Any, ExplainOptions, bool]:
