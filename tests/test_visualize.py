@@ -33,7 +33,7 @@ def explanation() -> Explanation:
     blurred = cv2.GaussianBlur(image, (31, 31), 0)
     perturbed = np.where(mask[..., None], blurred, image)
     return Explanation(
-        segments=removed, found=True, original_class=285, original_score=0.7932,
+        removed=removed, found=True, original_class=285, original_score=0.7932,
         new_class=281, new_score=0.4127, original_class_score=0.31, target=None, mode="blur",
         n_evaluations=57, elapsed=0.4, stop_reason="found", n_segments=len(labels), mask=mask,
         perturbed_image=torch.from_numpy(perturbed).permute(2, 0, 1)[None],
@@ -81,7 +81,7 @@ def test_removed_regions_are_bright_and_the_rest_dimmed(explanation) -> None:
 
 
 def test_not_found_and_targeted(explanation) -> None:
-    missed = dataclasses.replace(explanation, segments=[], found=False, new_class=285,
+    missed = dataclasses.replace(explanation, removed=[], found=False, new_class=285,
                                  new_score=0.7932, stop_reason="max_time",
                                  mask=np.zeros_like(explanation.mask),
                                  perturbed_image=explanation.image)
@@ -92,7 +92,7 @@ def test_not_found_and_targeted(explanation) -> None:
     assert "no counterfactual found for 'Egyptian cat' (0.79) — time limit reached" in \
         fig._supxlabel.get_text().replace("\n", " ")
 
-    targeted = dataclasses.replace(explanation, target=281, segments=explanation.segments[:1])
+    targeted = dataclasses.replace(explanation, target=281, removed=explanation.removed[:1])
     text = summary(targeted, LABELS)
     assert text.startswith("SEDC-T (blur, target 'tabby'): removing 1 of ")
     assert "changes 'Egyptian cat' (0.79) to 'tabby' (0.41)" in text

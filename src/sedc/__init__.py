@@ -3,7 +3,7 @@
 >>> import sedc
 >>> model = sedc.models.load()                                    # doctest: +SKIP
 >>> e = sedc.explain(photo, model.module)                         # doctest: +SKIP
->>> print(model.labels[e.original_class], "->", model.labels[e.new_class], e.segments)  # doctest: +SKIP
+>>> print(model.class_names[e.original_class], "->", model.class_names[e.new_class], e.removed)  # doctest: +SKIP
 """
 
 from importlib import import_module

@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         photos_src += load_photos(None, loaded.input_size, (SCALING_PHOTO,))
     photos = [Photo(name, array, quickshift_segments(array)) for name, array in photos_src]
 
-    ctx = Context(args=args, device=device, model_name=args.model, labels=list(loaded.labels),
+    ctx = Context(args=args, device=device, model_name=args.model, labels=list(loaded.class_names),
                   input_size=loaded.input_size, models=timed, photos=photos, modes=modes,
                   implementations=names, repeats=repeats, warmup_rounds=0 if args.quick else 1, out=out)
     info = machine_info(device)

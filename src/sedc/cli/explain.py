@@ -44,8 +44,8 @@ def run_explain(args: argparse.Namespace) -> int:
     check_dataset_options(args)
     images = find_inputs(args.paths)
     loaded = load_model(args)
-    target = resolve_target(args.target, loaded.labels)
-    truth = ground_truth(args.ground_truth, images, loaded.labels)  # before any search
+    target = resolve_target(args.target, loaded.class_names)
+    truth = ground_truth(args.ground_truth, images, loaded.class_names)  # before any search
     module, runtime = runtime_module(args, loaded.module, loaded.input_size)
     loaded = dataclasses.replace(loaded, module=module)
     settings = {"model": loaded.name, "segmentation": segmentation_name(args.segmentation, args.segments),
@@ -54,7 +54,7 @@ def run_explain(args: argparse.Namespace) -> int:
     store.check_settings(settings)
     modes = args.modes
     todo, skipped = plan(images, [image_id(path) for path in images], modes, truth, store.done)
-    run = Run(store, loaded.labels, settings, args.quiet, total=len(images) * len(modes), skipped=skipped,
+    run = Run(store, loaded.class_names, settings, args.quiet, total=len(images) * len(modes), skipped=skipped,
               n_modes=len(modes))
     if todo:  # nothing left to do starts no backend (no Ray session either)
         explain_all(todo, loaded, args, run)
@@ -212,11 +212,11 @@ def record(run: Run, item: Item, result: Any, stem: str | None, write: Callable[
     if stem is not None:
         figure = f"{stem}.png"
         try:
-            result.plot(run.labels, path=run.store.folder / figure, title=figure_title(run.settings))
+            result.plot(run.class_names, path=run.store.folder / figure, title=figure_title(run.settings))
         except Exception as err:  # a row without its figure would not be retried: fail the image
             report_error(run, image, f"cannot write figure {figure}: {describe_error(err)}", item.mode)
             return
-    row = result_row(image, result, run.labels, run.settings, figure, item.true_class)
+    row = result_row(image, result, run.class_names, run.settings, figure, item.true_class)
     run.store.append(row)
     run.rows.append(row)
     if not run.quiet:

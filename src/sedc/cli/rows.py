@@ -97,7 +97,7 @@ class Run:
     """One ``sedc explain`` run: where it writes, what it records, and what happened."""
 
     store: "ResultStore"
-    labels: list[str]
+    class_names: list[str]
     settings: dict[str, Any]
     quiet: bool
     total: int = 0  # images x modes

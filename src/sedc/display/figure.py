@@ -16,10 +16,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.segmentation import mark_boundaries
 
+from ..base.deprecated import renamed_argument
 from ..base.errors import InputError, InputTypeError
 from ..models.labels import class_name
 
-_FIELDS = ("image", "segmentation", "mask", "perturbed_image", "segments", "original_class", "new_class")
+_FIELDS = ("image", "segmentation", "mask", "perturbed_image", "removed", "original_class", "new_class")
 
 __all__ = ["plot", "summary"]
 
@@ -37,9 +38,9 @@ _STOP_TEXT = {
 }
 
 
-def plot(explanation: Any, labels: Sequence[str] | None = None, path: str | Path | None = None,
+def plot(explanation: Any, class_names: Sequence[str] | None = None, path: str | Path | None = None,
          *, title: str | None = None, figsize: tuple[float, float] | None = None,
-         dpi: int = 120) -> Figure:
+         dpi: int = 120, **renamed: Any) -> Figure:
     """Draw an explanation as three panels.
 
     1. The original image with the segment boundaries, titled with the predicted class and score.
@@ -52,7 +53,7 @@ def plot(explanation: Any, labels: Sequence[str] | None = None, path: str | Path
     ----------
     explanation : Explanation
         The result of a search.
-    labels : sequence of str or None
+    class_names : sequence of str or None
         Class names indexed by class id; None (or an id past the end) writes ``"class 285"``.
     path : str, pathlib.Path or None
         Also save the figure there (PNG unless the suffix names another matplotlib format).
@@ -67,6 +68,9 @@ def plot(explanation: Any, labels: Sequence[str] | None = None, path: str | Path
     -------
     matplotlib.figure.Figure
     """
+    class_names = renamed_argument(renamed, "labels", "class_names", class_names)
+    if renamed:
+        raise InputTypeError(f"plot() got unexpected keyword argument(s) {', '.join(sorted(renamed))}")
     if not all(hasattr(explanation, name) for name in _FIELDS):
         raise InputTypeError(f"explanation must be a sedc.Explanation; got {type(explanation).__name__}")
     if not isinstance(dpi, int) or isinstance(dpi, bool) or dpi < 1:
@@ -77,25 +81,25 @@ def plot(explanation: Any, labels: Sequence[str] | None = None, path: str | Path
     mask = _removed_mask(explanation, image.shape[:2])
     fig = _new_figure(image.shape[:2], figsize, dpi, bool(title))
     axes = fig.subplots(1, 3)
-    _draw_original(axes[0], image, segmentation, explanation, labels)
+    _draw_original(axes[0], image, segmentation, explanation, class_names)
     _draw_removed(axes[1], image, segmentation, mask, explanation)
-    _draw_counterfactual(axes[2], perturbed, explanation, labels)
+    _draw_counterfactual(axes[2], perturbed, explanation, class_names)
     if title:
         fig.suptitle(title, fontsize=TITLE_SIZE + 2, fontweight="bold")
-    fig.supxlabel(textwrap.fill(summary(explanation, labels), width=int(13 * fig.get_figwidth())),
+    fig.supxlabel(textwrap.fill(summary(explanation, class_names), width=int(13 * fig.get_figwidth())),
                   fontsize=FOOTER_SIZE, color="#333333")
     if path is not None:
         _save(fig, Path(path), dpi)
     return fig
 
 
-def summary(explanation: Any, labels: Sequence[str] | None = None) -> str:
+def summary(explanation: Any, class_names: Sequence[str] | None = None) -> str:
     """One sentence describing the explanation (the figure's footer).
 
     Parameters
     ----------
     explanation : Explanation
-    labels : sequence of str or None
+    class_names : sequence of str or None
 
     Returns
     -------
@@ -105,15 +109,15 @@ def summary(explanation: Any, labels: Sequence[str] | None = None) -> str:
     """
     e = explanation
     method = "SEDC" if e.target is None else "SEDC-T"
-    detail = e.mode if e.target is None else f"{e.mode}, target '{class_name(e.target, labels)}'"
+    detail = e.mode if e.target is None else f"{e.mode}, target '{class_name(e.target, class_names)}'"
     head = f"{method} ({detail}): "
-    before = f"'{class_name(e.original_class, labels)}' ({_score(e.original_score)})"
+    before = f"'{class_name(e.original_class, class_names)}' ({_score(e.original_score)})"
     evals = f"{e.n_evaluations} model evaluation{'s' if e.n_evaluations != 1 else ''}"
     if not e.found:
         stop = _STOP_TEXT.get(e.stop_reason, e.stop_reason)
         return f"{head}no counterfactual found for {before} — {stop} after {evals}"
-    after = f"'{class_name(e.new_class, labels)}' ({_score(e.new_score)})"
-    removed = f"removing {len(e.segments)} of {_regions(e.n_segments)}"
+    after = f"'{class_name(e.new_class, class_names)}' ({_score(e.new_score)})"
+    removed = f"removing {len(e.removed)} of {_regions(e.n_segments)}"
     return f"{head}{removed} changes {before} to {after} — {evals}"
 
 
@@ -122,11 +126,11 @@ def summary(explanation: Any, labels: Sequence[str] | None = None) -> str:
 # --------------------------------------------------------------------------------------------
 
 def _draw_original(ax: Axes, image: np.ndarray, segmentation: np.ndarray, e: Any,
-                   labels: Sequence[str] | None) -> None:
+                   class_names: Sequence[str] | None) -> None:
     if segmentation.shape == image.shape[:2]:
         marked = mark_boundaries(image, segmentation, color=BOUNDARY, mode="inner")
         image = 0.65 * image + 0.35 * marked
-    _show(ax, image, f"Original: {class_name(e.original_class, labels)} {_score(e.original_score)}")
+    _show(ax, image, f"Original: {class_name(e.original_class, class_names)} {_score(e.original_score)}")
 
 
 def _draw_removed(ax: Axes, image: np.ndarray, segmentation: np.ndarray, mask: np.ndarray,
@@ -136,16 +140,16 @@ def _draw_removed(ax: Axes, image: np.ndarray, segmentation: np.ndarray, mask: n
     dimmed = 0.2 + 0.4 * (0.25 * image + 0.75 * gray[..., None])
     bright = 0.85 * image + 0.15 * tint
     shown = np.where(mask[..., None], bright, dimmed)
-    n = int(len(e.segments))
+    n = int(len(e.removed))
     _show(ax, shown, f"Removed: {_regions(n)}" if n else "Removed: nothing")
     if mask.any():
-        _outline(ax, segmentation, mask, e.segments)
+        _outline(ax, segmentation, mask, e.removed)
 
 
 def _draw_counterfactual(ax: Axes, perturbed: np.ndarray, e: Any,
-                         labels: Sequence[str] | None) -> None:
+                         class_names: Sequence[str] | None) -> None:
     if e.found:
-        text = f"Counterfactual: {class_name(e.new_class, labels)} {_score(e.new_score)}"
+        text = f"Counterfactual: {class_name(e.new_class, class_names)} {_score(e.new_score)}"
     else:
         text = f"No counterfactual found ({e.stop_reason})"
     _show(ax, perturbed, text)
@@ -189,7 +193,7 @@ def _removed_mask(e: Any, shape: tuple[int, int]) -> np.ndarray:
         return mask
     segmentation = np.asarray(e.segmentation)
     if segmentation.shape == shape:
-        return np.isin(segmentation, list(e.segments))
+        return np.isin(segmentation, list(e.removed))
     raise InputError(f"explanation.mask and explanation.segmentation must have the image's shape "
                      f"{shape}; got {None if mask is None else mask.shape} and {segmentation.shape}")
 

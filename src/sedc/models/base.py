@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..base.deprecated import renamed_attribute
 from ..base.errors import InputError, InputTypeError
 from ..base.outputs import to_scores
 from .preprocessing import Preprocessing
@@ -27,8 +28,9 @@ class LoadedModel:
         Module in eval mode mapping float RGB batches (B, 3, H, W) in [0, 1] to scores (B, K):
         softmax probabilities unless the model was loaded with ``softmax=False``. The model's
         normalisation is built in.
-    labels : list of str
-        Class names, ``labels[k]`` naming output column ``k``.
+    class_names : list of str
+        ``class_names[k]`` names output column ``k``. (``labels``, its name before 0.2, still
+        works, with a ``DeprecationWarning``.)
     input_size : int, (height, width) or None
         The side of the square images the model sees (224), their (height, width) when not
         square, or None when it follows each photo's aspect ratio.
@@ -40,15 +42,21 @@ class LoadedModel:
     """
 
     module: nn.Module
-    labels: list[str]
+    class_names: list[str]
     input_size: int | tuple[int, int] | None
     name: str
     preprocessing: Preprocessing | None = None
 
     @property
     def num_classes(self) -> int:
-        """Number of classes K (the length of ``labels``)."""
-        return len(self.labels)
+        """Number of classes K (the length of ``class_names``)."""
+        return len(self.class_names)
+
+    @property
+    def labels(self) -> list[str]:
+        """Deprecated name of :attr:`class_names`."""
+        renamed_attribute("LoadedModel", "labels", "class_names")
+        return self.class_names
 
     @property
     def geometry(self) -> Preprocessing:
