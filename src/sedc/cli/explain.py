@@ -60,7 +60,7 @@ def run_explain(args: argparse.Namespace) -> int:
     module, runtime = runtime_module(args, loaded.module, loaded.input_size)
     loaded = dataclasses.replace(loaded, module=module)
     settings = {"model": loaded.name, "segmentation": segmentation_name(args.segmentation, args.segments),
-                "target": target, "runtime": runtime}
+                "target": target, "runtime": runtime, "preprocessing": loaded.geometry.describe()}
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
     modes = modes_of(args)
@@ -384,6 +384,7 @@ def result_row(image: str, e: Any, labels: list[str], settings: dict[str, Any],
         "target_setting": settings["target"], "figure": figure,
         "model": settings["model"], "segmentation": settings["segmentation"],
         "runtime": settings.get("runtime", "torch"),
+        "preprocessing": settings.get("preprocessing"),
     }
 
 

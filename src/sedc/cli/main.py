@@ -107,8 +107,10 @@ outputs (in --out DIR, default sedc-out/), written as soon as each image is done
                        segments (removed region ids), n_segments_total, n_evaluations,
                        elapsed_s, mode, stop_reason, target, target_label,
                        target_setting (--target as given: id, "true" or null), figure,
-                       model, segmentation, runtime (torch or onnxruntime), and
-                       true_class, true_label, correct (null without --ground-truth)
+                       model, segmentation, runtime (torch or onnxruntime),
+                       preprocessing (how the photo became the model's input: resize,
+                       crop, mean/std), and true_class, true_label, correct (null
+                       without --ground-truth)
   DIR/<name>.png       figure: original | removed regions | counterfactual (not with
                        --no-figures)
   DIR/errors.jsonl     the images that failed in the latest run, with the mode and the reason
