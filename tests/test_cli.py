@@ -336,6 +336,7 @@ def test_module_factory_model_with_target(tmp_path: Path, small_images: Path) ->
     assert result.stdout == ""
     (row,) = rows(out)
     assert row["model"] == "tinynets:build" and row["segmentation"] == "grid(n_segments=9)"
+    assert row["preprocessing"] == "resize to 24x24 (bicubic), mean (0.5, 0.5, 0.5), std (0.5, 0.5, 0.5)"
     assert row["target"] == target and row["target_label"] == str(target)
     assert row["original_class"] == predicted and row["original_label"] == str(predicted)
     assert row["found"] is True and row["new_class"] == target and row["stop_reason"] == "found"

@@ -50,12 +50,14 @@ RUN_FIELDS: dict[str, str] = {
     "model": "the --model spec",
     "segmentation": "how the image was cut into regions",
     "runtime": "torch or onnxruntime",
+    "preprocessing": "how the photo became the model's input: resize, crop, mean/std",
 }
 
 ROW_ORDER = ("image", "found", "original_class", "original_label", "original_score", "true_class",
              "true_label", "correct", "new_class", "new_label", "new_score", "original_class_score",
              "removed", "n_segments_total", "n_evaluations", "elapsed_s", "mode", "stop_reason",
-             "target", "target_label", "target_setting", "figure", "model", "segmentation", "runtime")
+             "target", "target_label", "target_setting", "figure", "model", "segmentation", "runtime",
+             "preprocessing")
 
 # Keys written by earlier versions, read as their current name.
 LEGACY_KEYS = {"segments": "removed"}

@@ -49,7 +49,7 @@ def run_explain(args: argparse.Namespace) -> int:
     module, runtime = runtime_module(args, loaded.module, loaded.input_size)
     loaded = dataclasses.replace(loaded, module=module)
     settings = {"model": loaded.name, "segmentation": segmentation_name(args.segmentation, args.segments),
-                "target": target, "runtime": runtime}
+                "target": target, "runtime": runtime, "preprocessing": loaded.geometry.describe()}
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
     modes = args.modes

@@ -30,6 +30,7 @@ def result_row(image: str, e: Any, class_names: list[str], settings: dict[str, A
         **truth_fields(true_class, d["original_class"], class_names),
         "target_setting": settings["target"], "figure": figure, "model": settings["model"],
         "segmentation": settings["segmentation"], "runtime": settings.get("runtime", "torch"),
+        "preprocessing": settings.get("preprocessing"),
     })
 
 

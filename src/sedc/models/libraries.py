@@ -153,15 +153,28 @@ def load_timm(name: str) -> LibraryModel:
         raise ModelUnavailableError(f"unknown timm model {name!r}{_suggest(name, known)}")
     try:
         net = timm.create_model(name, pretrained=True)
+    except OSError as err:  # not in the caches, and no download (offline, no network)
+        raise ModelUnavailableError(_timm_download_message(spec, err)) from None
     except Exception as err:  # noqa: BLE001
-        raise ModelUnavailableError(
-            f"{spec}: cannot load its pretrained weights ({_first_line(err)}); they are neither in "
-            "the local cache (HF_HOME, TORCH_HOME) nor downloadable here: run once with network "
-            "access (HF_HUB_OFFLINE=1 forbids downloads)") from None
+        raise ModelUnavailableError(f"{spec}: cannot load its pretrained weights "
+                                    f"({_first_line(err)})") from None
     config = timm.data.resolve_model_data_config(net)
     preprocessing = from_timm(config)
     check_matches(preprocessing, timm.data.create_transform(**config), spec)
     return LibraryModel(net.eval(), timm_labels(net), preprocessing, spec)
+
+
+def _timm_download_message(spec: str, err: BaseException) -> str:
+    """Where timm looked (the Hugging Face cache, torch.hub's for older weights) and the fix."""
+    import torch.hub
+    from huggingface_hub import constants
+
+    offline = ", HF_HUB_OFFLINE=1" if constants.HF_HUB_OFFLINE else ""
+    older = Path(torch.hub.get_dir()) / "checkpoints"
+    return (f"{spec}: its pretrained weights are not in the local caches ({constants.HF_HUB_CACHE}; "
+            f"older timm weights: {older}) and could not be downloaded ({type(err).__name__}"
+            f"{offline}); run once with network access to cache them (HF_HOME or HF_HUB_CACHE "
+            "and TORCH_HOME set the cache folders)")
 
 
 def timm_labels(net: nn.Module) -> list[str]:
