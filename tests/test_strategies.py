@@ -47,11 +47,12 @@ VARIANTS = {
     "fast": lambda *a: Fast(*a),
     "fast-all": lambda *a: Fast(*a, prefix="all"),
     "fast-window1": lambda *a: Fast(*a, window=1),
+    "fast-lookahead3": lambda *a: Fast(*a, lookahead=3),
     "beam1": lambda *a: Beam(*a, width=1),
     "beam2": lambda *a: Beam(*a, width=2),
     "beam3": lambda *a: Beam(*a, width=3),
 }
-FAST = ("fast", "fast-all", "fast-window1")
+FAST = ("fast", "fast-all", "fast-window1", "fast-lookahead3")
 
 
 # -- scores: a table of every set, or a dict ---------------------------------------------------
@@ -454,3 +455,93 @@ def flips_oracle(width, flips):
         drop = sum((width - j) / 64 for j in range(width) if bits >> j & 1)
         rows[frozenset(j for j in range(width) if bits >> j & 1)] = [1 - drop, 2.0 if bits in flips else 0.0]
     return Given(width, rows)
+
+
+@given(any_problems(), st.integers(2, 6))
+def test_the_lookahead_of_the_linear_pass_never_changes_the_answer(problem, lookahead):
+    oracle, target = problem
+    one, s1, _ = run("fast", oracle, target)
+    many, s2, _ = run(lambda *a: Fast(*a, lookahead=lookahead), oracle, target)
+    assert (s2.best, s2.stop_reason) == (s1.best, s1.stop_reason)
+    assert set(one) <= set(many)
+    assert len(many) == len(set(many))
+
+
+# the worked example of docs/algorithm.md (cat, dog, fox), with the two sets a greedy beam adds
+WORKED = {
+    (): [0.90, 0.06, 0.04],
+    (0,): [0.70, 0.20, 0.10], (1,): [0.60, 0.30, 0.10], (2,): [0.80, 0.10, 0.10], (3,): [0.60, 0.25, 0.15],
+    (0, 1): [0.75, 0.15, 0.10], (1, 2): [0.65, 0.25, 0.10], (1, 3): [0.62, 0.30, 0.08],
+    (0, 3): [0.30, 0.50, 0.20], (2, 3): [0.20, 0.35, 0.45],
+    (0, 1, 3): [0.35, 0.45, 0.20], (1, 2, 3): [0.40, 0.20, 0.40],  # a tie: the first maximum, cat
+}
+
+
+def worked():
+    return Given(4, {frozenset(k): v for k, v in WORKED.items()})
+
+
+def test_beam_on_the_worked_example_by_hand():
+    # depth 1: {1} and {3} tie at .30 ({1} joined first), {0} .20, {2} .10
+    order, beam, _ = run("beam2", worked())
+    # W = 2: children of {1} then of {3} ({1,3} already taken): {0,3} and {2,3} flip; {2,3}
+    # drops cat the most. The exact search's answer, with the same number of evaluations.
+    assert order == [1, 2, 4, 8, 0b11, 0b110, 0b1010, 0b1001, 0b1100]
+    assert beam.best.bits == 0b1100 and beam.best.predicted == 2 and beam.stop_reason == "found"
+    assert run("exact", worked())[1].best == beam.best
+    # W = 1 (greedy): {1}, then its best child {1,3} (.28), whose children {0,1,3} (dog) flips
+    # and {1,2,3} (cat and fox tie at .40: cat) does not: a larger answer than the exact search's
+    order, greedy, _ = run("beam1", worked())
+    assert order == [1, 2, 4, 8, 0b11, 0b110, 0b1010, 0b1011, 0b1110]
+    assert greedy.best.bits == 0b1011 and greedy.best.predicted == 1
+
+
+def test_beam_exhausted_after_one_set_per_depth_when_nothing_flips():
+    oracle = drops_table(4, [0.125, 0.0, 0.125, 0.0])
+    order, beam, _ = run("beam1", oracle)
+    assert len(order) == 4 + 3 + 2 + 1 and order[-1] == 0b1111
+    assert beam.best is None and beam.stop_reason == "exhausted"
+
+
+def test_fast_stopped_while_pruning_keeps_the_counterfactual_it_has():
+    oracle = drops_table(5, [0.25, 0.125, 0.25, 0.0, 0.125])
+    full, whole, _ = run("fast", oracle)  # 5 singles, P2, P4, P3, then pruning {0,1}, {1,2}
+    for max_evals, best in ((1 + 6, None), (1 + 7, 0b10111), (1 + 8, 0b111), (1 + 9, 0b111)):
+        order, fast, _ = run("fast", oracle, max_evals=max_evals)
+        assert order == full[: max_evals - 1] and fast.stop_reason == "max_evals"
+        assert (fast.best.bits if fast.best else None) == best
+    assert run("fast", oracle, max_evals=11)[1].stop_reason == "found"
+
+
+def test_make_search_names_and_widths():
+    assert STRATEGIES == ("exact", "fast", "beam")
+    exact = make_search("exact", 4, 0, 0.9)
+    assert type(exact) is Search and exact.available() == 4
+    fast = make_search("fast", 4, 0, 0.9, target=2)
+    assert type(fast) is Fast and fast.target == 2 and fast.prefix == "gallop" and fast.lookahead == 1
+    beam = make_search("beam", 4, 0, 0.9)
+    assert type(beam) is Beam and beam.width == DEFAULT_WIDTH
+    assert make_search("beam", 4, 0, 0.9, width=5).width == 5
+    with pytest.raises(ValueError, match="unknown search 'best'"):
+        make_search("best", 4, 0, 0.9)
+    with pytest.raises(ValueError, match="width applies to the beam search only"):
+        make_search("fast", 4, 0, 0.9, width=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="beam width"):
+            make_search("beam", 4, 0, 0.9, width=bad)
+    with pytest.raises(ValueError, match="prefix"):
+        Fast(4, 0, 0.9, prefix="binary")
+    with pytest.raises(ValueError, match="lookahead"):
+        Fast(4, 0, 0.9, lookahead=0)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_feeding_more_than_was_taken_is_refused(variant):
+    oracle = drops_table(4, [0.125, 0.0, 0.125, 0.0])
+    c, p = start(oracle)
+    search = VARIANTS[variant](4, c, p, None)
+    taken = search.take(2)
+    with pytest.raises(ValueError, match="scores for"):
+        search.feed(taken, scores_of(oracle, taken[:1], c, None))
+    with pytest.raises(RuntimeError, match="not taken"):
+        search.feed(taken + [8], scores_of(oracle, taken + [8], c, None))
