@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""Quality and cost of the search strategies (issue 18): exact, fast, beam on real photos.
+
+Runs each strategy's state machine (``sedc.core.strategies``) against the built-in
+EfficientNet-Lite0 (on ONNX Runtime by default: ``sedc.accelerate``) on scikit-image photos
+resized to 224×224, segmented by quickshift (the paper's setting) and by SLIC with about 100
+segments, blur fill, plain SEDC (and SEDC-T toward the image's second class with ``--targeted``),
+every run capped at ``--max-evals`` model evaluations (the image included).
+
+What is counted is deterministic: evaluations (the sets a strategy asks the model to score, the
+unperturbed image included), and model calls in two senses:
+
+- **rounds**: sequential batched model calls when every step's candidates fit in one batch (a
+  strategy's step is the set of candidates it can hand out before it needs their scores);
+- **calls@B**: actual model calls at batch size B: each step of s candidates costs ceil(s / B).
+
+Scores are cached per (photo, segmentation) across strategies (each set is scored once whoever
+asks; each strategy still counts every set *it* asked for), so all strategies see the same score
+for the same set. Time is not measured.
+
+    python benchmarks/search_quality.py --json bench-out/search_quality.json
+    python benchmarks/search_quality.py --summarize bench-out/search_quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# name -> (constructor, keywords)
+VARIANTS = {
+    "exact": ("exact", {}),
+    "fast": ("fast", {}),            # gallop, window 4: the default
+    "fast-all": ("fast", {"prefix": "all"}),
+    "fast-la4": ("fast", {"lookahead": 4}),
+    "fast-all-la4": ("fast", {"prefix": "all", "lookahead": 4}),
+    "beam1": ("beam", {"width": 1}),
+    "beam2": ("beam", {"width": 2}),
+    "beam4": ("beam", {"width": 4}),
+}
+DEFAULT_VARIANTS = ("exact", "fast", "fast-all", "fast-la4", "fast-all-la4", "beam1", "beam2", "beam4")
+SEGMENTATIONS = {
+    "quickshift": ("quickshift", {}),
+    "slic100": ("slic", {"n_segments": 100}),
+}
+BATCHES = (16, 64)
+
+
+def _gray(name):
+    return lambda data: data.__getattribute__(name)()
+
+
+PHOTOS = {
+    # natural RGB photos
+    "astronaut": lambda d: d.astronaut(),
+    "astronaut_face": lambda d: d.astronaut()[20:260, 140:380],
+    "chelsea": lambda d: d.chelsea(),  # (data.cat() is the same photo)
+    "coffee": lambda d: d.coffee(),
+    "rocket": lambda d: d.rocket(),
+    "motorcycle": lambda d: d.stereo_motorcycle()[0],
+    "hubble_deep_field": lambda d: d.hubble_deep_field(),
+    "immunohistochemistry": lambda d: d.immunohistochemistry(),
+    "retina": lambda d: d.retina(),
+    # grey photos, as RGB
+    "camera": _gray("camera"),
+    "coins": _gray("coins"),
+    "clock": _gray("clock"),
+    "moon": _gray("moon"),
+    "brick": _gray("brick"),
+    "gravel": _gray("gravel"),
+    "grass": _gray("grass"),
+}
+
+
+def load_photo(name: str, size: int = 224) -> np.ndarray:
+    from skimage import data, transform
+
+    image = PHOTOS[name](data)
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    image = transform.resize(image[..., :3], (size, size), anti_aliasing=True)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+class CachedScorer:
+    """Scores (float32 rows of K) of segment sets of one prepared image, each set scored once."""
+
+    def __init__(self, prepared, evaluator, chunk: int = 64) -> None:
+        self.prepared, self.evaluator, self.chunk = prepared, evaluator, chunk
+        self.cache: dict[int, np.ndarray] = {}
+        self.n_scored = 0
+
+    def rows(self, sets) -> np.ndarray:
+        missing = [b for b in dict.fromkeys(sets) if b not in self.cache]
+        for start in range(0, len(missing), self.chunk):
+            part = missing[start:start + self.chunk]
+            with torch.inference_mode():
+                if part == [0]:
+                    batch = self.prepared.image
+                else:
+                    batch = self.prepared.composer.compose(part)
+                scores = self.evaluator.forward(batch).float().cpu().numpy()
+            for b, row in zip(part, scores):
+                self.cache[b] = row
+            self.n_scored += len(part)
+        return np.stack([self.cache[b] for b in sets]) if sets else np.zeros((0, 1), np.float32)
+
+
+def scores_for(scorer, sets, c, t):
+    from sedc.core.search import Scores
+
+    rows = scorer.rows(sets)
+    predicted = rows.argmax(axis=1)  # on float32, first maximum on ties, as the engine
+    idx = np.arange(len(rows))
+    return Scores(predicted.astype(np.int64), rows[idx, predicted].astype(np.float64),
+                  rows[:, c].astype(np.float64), rows[:, t].astype(np.float64))
+
+
+def is_cf(predicted, c, target):
+    return predicted != c if target is None else predicted == target
+
+
+def drive(variant, scorer, n_segments, c, p, target, max_evals):
+    """Run one strategy to the end like ``Job`` (the image counts one evaluation); whole steps."""
+    from sedc.core.strategies import make_search
+    from sedc.core.beam import Beam
+    from sedc.core.fast import Fast
+
+    name, kw = VARIANTS[variant]
+    if name == "fast" and kw:
+        search = Fast(n_segments, c, p, target, **kw)
+    elif name == "beam":
+        search = Beam(n_segments, c, p, target, **kw)
+    else:
+        search = make_search(name, n_segments, c, p, target)
+    steps, evals = [], 1
+    t = c if target is None else target
+    if n_segments < 2:
+        search.done, search.stop_reason = True, "exhausted"
+    while not search.done:
+        budget = max_evals - evals
+        if budget <= 0:
+            search.stop("max_evals")
+            break
+        sets = search.take(min(search.available(), budget))
+        search.feed(sets, scores_for(scorer, sets, c, t))
+        steps.append(len(sets))
+        evals += len(sets)
+    best = search.best
+    record = {"variant": variant, "evals": evals, "rounds": len(steps), "steps": steps,
+              "stop_reason": search.stop_reason, "found": best is not None,
+              "k": None if best is None else bin(best.bits).count("1"),
+              "bits": None if best is None else hex(best.bits),
+              "new_class": None if best is None else int(best.predicted)}
+    for b in BATCHES:
+        record[f"calls@{b}"] = sum(math.ceil(s / b) for s in steps)
+    if isinstance(search, Fast):
+        record["fell_back"] = search.fell_back
+    if best is not None:  # irreducible? (drops scored outside the search, not counted)
+        drops = [best.bits ^ (1 << j) for j in range(n_segments) if best.bits >> j & 1]
+        drops = [d for d in drops if d]
+        if drops:
+            predicted = scorer.rows(drops).argmax(axis=1)
+            record["irreducible"] = not any(is_cf(int(q), c, target) for q in predicted)
+        else:
+            record["irreducible"] = True
+    return record
+
+
+def run(args) -> list[dict]:
+    import sedc
+    import sedc.models
+    from sedc.core.engine import prepare
+    from sedc.core.evaluation import Evaluator
+
+    model = sedc.models.load()
+    classifier = model.module
+    if args.runtime == "onnxruntime":
+        classifier = sedc.accelerate(model.module, (3, 224, 224))
+    device = torch.device("cpu")
+    evaluator = Evaluator(classifier, device, batch_size=64)
+    records = []
+    for photo in args.photos:
+        image = load_photo(photo)
+        for seg_name in args.segmentations:
+            method, params = SEGMENTATIONS[seg_name]
+            segments = sedc.segment(image, method, **params)
+            prepared = prepare(image, segments, "blur", device, seed=0)
+            scorer = CachedScorer(prepared, evaluator)
+            row = scorer.rows([0])[0]
+            c = int(row.argmax())
+            p = float(row[c])
+            second = int(np.argsort(-row, kind="stable")[1])
+            n = len(prepared.labels)
+            for target in ([None, second] if args.targeted else [None]):
+                for variant in args.variants:
+                    start = time.perf_counter()
+                    rec = drive(variant, scorer, n, c, p, target, args.max_evals)
+                    rec.update(photo=photo, segmentation=seg_name, n_segments=n, target=target,
+                               original_class=c, label=model.labels[c],
+                               new_label=None if rec["new_class"] is None else model.labels[rec["new_class"]])
+                    records.append(rec)
+                    print(f"{photo:22s} {seg_name:10s} N={n:3d} {'SEDC-T' if target is not None else 'SEDC  '} "
+                          f"{variant:9s} {rec['stop_reason']:9s} k={rec['k']} evals={rec['evals']} "
+                          f"rounds={rec['rounds']} ({time.perf_counter() - start:.1f}s, "
+                          f"{scorer.n_scored} scored)", file=sys.stderr, flush=True)
+                    if args.json:
+                        write(args.json, records, args)
+    return records
+
+
+def write(path, records, args) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"max_evals": args.max_evals, "runtime": args.runtime, "mode": "blur",
+            "batches": list(BATCHES), "torch": torch.__version__}
+    path.write_text(json.dumps({"meta": meta, "records": records}, indent=1))
+
+
+# -- the summary -----------------------------------------------------------------------------
+
+def _median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(records: list[dict], max_evals: int) -> str:
+    out = []
+    keys = sorted({(r["segmentation"], r["target"] is not None) for r in records})
+    for seg, targeted in keys:
+        group = [r for r in records if r["segmentation"] == seg and (r["target"] is not None) == targeted]
+        by = {}
+        for r in group:
+            by.setdefault(r["variant"], {})[r["photo"]] = r
+        exact = by.get("exact", {})
+        photos = sorted(exact)
+        judged = [ph for ph in photos if exact[ph]["found"] and exact[ph]["k"] >= 2]
+        ns = sorted({r["n_segments"] for r in group})
+        out.append(f"\n### {seg} ({'SEDC-T toward the 2nd class' if targeted else 'SEDC'}), "
+                   f"{len(photos)} photos, N {ns[0]}..{ns[-1]} (median {_median([exact[p]['n_segments'] for p in photos])}), "
+                   f"cap {max_evals} evaluations; judged on the {len(judged)} photos where exact found k >= 2\n")
+        out.append("| strategy | found (all) | found (judged) | k mean / median (judged, found) | "
+                   "k − k_exact median | k ≤ exact | k < exact | evals total (judged) | ratio to exact | "
+                   "evals median | rounds total | ratio | calls@16 total | ratio | calls@64 total | ratio | "
+                   "irreducible | fell back |")
+        out.append("|" + " --- |" * 18)
+        base = {m: sum(exact[p][m] for p in judged) for m in ("evals", "rounds", "calls@16", "calls@64")}
+        for variant in [v for v in VARIANTS if v in by]:
+            runs = by[variant]
+            all_found = sum(runs[p]["found"] for p in photos if p in runs)
+            jr = [runs[p] for p in judged if p in runs]
+            ks = [r["k"] for r in jr if r["found"]]
+            diffs = [runs[p]["k"] - exact[p]["k"] for p in judged if p in runs and runs[p]["found"]]
+            tot = {m: sum(r[m] for r in jr) for m in base}
+            irr = [r.get("irreducible") for r in jr if r["found"]]
+            fell = [r.get("fell_back") for r in jr if "fell_back" in r]
+
+            def ratio(m):
+                return f"{tot[m] / base[m]:.3f}" if base[m] else "-"
+
+            out.append(
+                f"| {variant} | {all_found}/{len(photos)} | {sum(r['found'] for r in jr)}/{len(judged)} | "
+                f"{(sum(ks) / len(ks)) if ks else float('nan'):.2f} / {_median(ks)} | "
+                f"{_median(diffs)} | {sum(d <= 0 for d in diffs)}/{len(diffs)} | {sum(d < 0 for d in diffs)}/{len(diffs)} | "
+                f"{tot['evals']} | {ratio('evals')} | {_median([r['evals'] for r in jr])} | "
+                f"{tot['rounds']} | {ratio('rounds')} | {tot['calls@16']} | {ratio('calls@16')} | "
+                f"{tot['calls@64']} | {ratio('calls@64')} | "
+                f"{sum(bool(x) for x in irr)}/{len(irr)} | {sum(bool(x) for x in fell) if fell else '-'} |")
+        # per photo
+        out.append("\nper photo (k / evaluations / rounds; * = cut by the cap):\n")
+        variants = [v for v in VARIANTS if v in by]
+        out.append("| photo | N | " + " | ".join(variants) + " |")
+        out.append("|" + " --- |" * (len(variants) + 2))
+        for ph in photos:
+            cells = []
+            for v in variants:
+                r = by[v].get(ph)
+                if r is None:
+                    cells.append("")
+                    continue
+                star = "*" if r["stop_reason"] == "max_evals" else ""
+                cells.append(f"{r['k'] if r['found'] else '–'}{star} / {r['evals']} / {r['rounds']}")
+            out.append(f"| {ph} | {exact[ph]['n_segments']} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", nargs="+", default=list(PHOTOS), choices=list(PHOTOS))
+    parser.add_argument("--segmentations", nargs="+", default=list(SEGMENTATIONS), choices=list(SEGMENTATIONS))
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--max-evals", type=int, default=1500)
+    parser.add_argument("--targeted", action="store_true", help="also SEDC-T toward the second class")
+    parser.add_argument("--runtime", choices=("onnxruntime", "torch"), default="onnxruntime")
+    parser.add_argument("--json", help="write every run here (rewritten after each run)")
+    parser.add_argument("--summarize", metavar="JSON", help="only print the summary of a saved run")
+    args = parser.parse_args(argv)
+    if args.summarize:
+        saved = json.loads(Path(args.summarize).read_text())
+        print(summarize(saved["records"], saved["meta"]["max_evals"]))
+        return 0
+    torch.set_num_threads(1)
+    records = run(args)
+    print(summarize(records, args.max_evals))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
