@@ -4,7 +4,7 @@
 Runs each strategy's state machine (``sedc.core.strategies``) against the built-in
 EfficientNet-Lite0 (on ONNX Runtime by default: ``sedc.accelerate``) on scikit-image photos
 resized to 224×224, segmented by quickshift (the paper's setting) and by SLIC with about 100
-segments, blur fill, plain SEDC (and SEDC-T toward the image's second class with ``--targeted``),
+segments, blur fill, plain SEDC (and SEDC-T toward the image's second class: ``--targets second``),
 every run capped at ``--max-evals`` model evaluations (the image included).
 
 What is counted is deterministic: evaluations (the sets a strategy asks the model to score, the
@@ -200,7 +200,7 @@ def run(args) -> list[dict]:
             p = float(row[c])
             second = int(np.argsort(-row, kind="stable")[1])
             n = len(prepared.labels)
-            for target in ([None, second] if args.targeted else [None]):
+            for target in [None if t == "none" else second for t in args.targets]:
                 for variant in args.variants:
                     start = time.perf_counter()
                     rec = drive(variant, scorer, n, c, p, target, args.max_evals)
@@ -297,14 +297,15 @@ def main(argv=None) -> int:
     parser.add_argument("--segmentations", nargs="+", default=list(SEGMENTATIONS), choices=list(SEGMENTATIONS))
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--max-evals", type=int, default=1500)
-    parser.add_argument("--targeted", action="store_true", help="also SEDC-T toward the second class")
+    parser.add_argument("--targets", nargs="+", choices=("none", "second"), default=["none"],
+                        help="none: SEDC; second: SEDC-T toward the image's second class")
     parser.add_argument("--runtime", choices=("onnxruntime", "torch"), default="onnxruntime")
     parser.add_argument("--json", help="write every run here (rewritten after each run)")
-    parser.add_argument("--summarize", metavar="JSON", help="only print the summary of a saved run")
+    parser.add_argument("--summarize", metavar="JSON", nargs="+", help="only print the summary of saved runs")
     args = parser.parse_args(argv)
     if args.summarize:
-        saved = json.loads(Path(args.summarize).read_text())
-        print(summarize(saved["records"], saved["meta"]["max_evals"]))
+        saved = [json.loads(Path(path).read_text()) for path in args.summarize]
+        print(summarize([r for run in saved for r in run["records"]], saved[0]["meta"]["max_evals"]))
         return 0
     torch.set_num_threads(1)
     records = run(args)

@@ -545,3 +545,51 @@ def test_feeding_more_than_was_taken_is_refused(variant):
         search.feed(taken, scores_of(oracle, taken[:1], c, None))
     with pytest.raises(RuntimeError, match="not taken"):
         search.feed(taken + [8], scores_of(oracle, taken + [8], c, None))
+
+
+# -- on the real model: the strategies driven through prepare + Evaluator --------------------
+
+def drive_model(search, prepared, evaluator, c, target, batch=16):
+    """Drive ``search`` like ``run_jobs``: batches of up to ``batch`` candidates of its step."""
+    import torch
+
+    t = c if target is None else target
+    n = 1
+    while not search.done:
+        sets = search.take(batch)
+        original = torch.full((len(sets),), c, dtype=torch.long)
+        search.feed(sets, evaluator.score_sets(prepared.composer.compose, sets, original,
+                                               torch.full((len(sets),), t, dtype=torch.long)))
+        n += len(sets)
+    return n
+
+
+@pytest.mark.slow
+def test_fast_and_beam_on_a_real_photo(real_model, photos):
+    import torch
+
+    import sedc
+    from sedc.core.engine import prepare
+    from sedc.core.evaluation import Evaluator
+
+    image, segments = photos["coffee"]
+    device = torch.device("cpu")
+    prepared = prepare(image, segments, "blur", device, seed=0)
+    evaluator = Evaluator(real_model.module, device, batch_size=16)
+    row = evaluator.forward(prepared.image)[0].float().numpy()
+    c, n_segments = int(row.argmax()), len(prepared.labels)
+    want = sedc.explain(image, real_model.module, segments, mode="blur")
+    exact = Search(n_segments, c, float(row[c]))
+    assert drive_model(exact, prepared, evaluator, c, None) == want.n_evaluations  # the driver is explain's
+    assert [int(x) for x in prepared.labels[prepared.composer.members([exact.best.bits])[0]]] == want.segments
+    for search in (Fast(n_segments, c, float(row[c])), Beam(n_segments, c, float(row[c]), width=2)):
+        n = drive_model(search, prepared, evaluator, c, None)
+        assert search.stop_reason == "found" and search.n_evaluated == n - 1
+        bits = search.best.bits
+        drops = [bits ^ (1 << j) for j in range(n_segments) if bits >> j & 1]
+        scores = evaluator.score_sets(prepared.composer.compose, [bits] + drops,
+                                      torch.full((len(drops) + 1,), c), torch.full((len(drops) + 1,), c))
+        assert scores.predicted[0] != c  # a counterfactual with the real model
+        if isinstance(search, Fast):
+            assert n < want.n_evaluations / 2
+            assert all(p == c for p in scores.predicted[1:])  # irreducible
