@@ -193,7 +193,7 @@ def run(args) -> list[dict]:
         for seg_name in args.segmentations:
             method, params = SEGMENTATIONS[seg_name]
             segments = sedc.segment(image, method, **params)
-            prepared = prepare(image, segments, "blur", device, seed=0)
+            prepared = prepare(image, segments, args.mode, device, seed=0)
             scorer = CachedScorer(prepared, evaluator)
             row = scorer.rows([0])[0]
             c = int(row.argmax())
@@ -204,7 +204,7 @@ def run(args) -> list[dict]:
                 for variant in args.variants:
                     start = time.perf_counter()
                     rec = drive(variant, scorer, n, c, p, target, args.max_evals)
-                    rec.update(photo=photo, segmentation=seg_name, n_segments=n, target=target,
+                    rec.update(photo=photo, segmentation=seg_name, mode=args.mode, n_segments=n, target=target,
                                original_class=c, label=model.labels[c],
                                new_label=None if rec["new_class"] is None else model.labels[rec["new_class"]])
                     records.append(rec)
@@ -220,7 +220,7 @@ def run(args) -> list[dict]:
 def write(path, records, args) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"max_evals": args.max_evals, "runtime": args.runtime, "mode": "blur",
+    meta = {"max_evals": args.max_evals, "runtime": args.runtime, "mode": args.mode,
             "batches": list(BATCHES), "torch": torch.__version__}
     path.write_text(json.dumps({"meta": meta, "records": records}, indent=1))
 
@@ -231,63 +231,108 @@ def _median(values):
     return statistics.median(values) if values else float("nan")
 
 
+def _case(r):
+    return (r["photo"], r.get("mode", "blur"), r["target"] is not None)
+
+
+def _table(group: list[dict]) -> tuple[list[str], dict, list]:
+    """The strategy table of ``group`` (runs paired with exact's by photo, mode and target)."""
+    by: dict[str, dict] = {}
+    for r in group:
+        by.setdefault(r["variant"], {})[_case(r)] = r
+    exact = by.get("exact", {})
+    cases = sorted(exact)
+    judged = [cs for cs in cases if exact[cs]["found"] and exact[cs]["k"] >= 2]
+    out = ["| strategy | found (all) | found (judged) | k mean / median | Δk median | Δk ≤ 0 | Δk < 0 | "
+           "evals Σ | × exact | evals median | ratio median | rounds Σ | × exact | calls@16 Σ | × exact | "
+           "calls@64 Σ | × exact | irreducible | fell back |",
+           "|" + " --- |" * 19]
+    base = {m: sum(exact[cs][m] for cs in judged) for m in ("evals", "rounds", "calls@16", "calls@64")}
+    for variant in [v for v in VARIANTS if v in by]:
+        runs = by[variant]
+        jr = [runs[cs] for cs in judged if cs in runs]
+        ks = [r["k"] for r in jr if r["found"]]
+        diffs = [runs[cs]["k"] - exact[cs]["k"] for cs in judged if cs in runs and runs[cs]["found"]]
+        tot = {m: sum(r[m] for r in jr) for m in base}
+        per_case = [runs[cs]["evals"] / exact[cs]["evals"] for cs in judged if cs in runs]
+        irr = [r.get("irreducible") for r in jr if r["found"]]
+        fell = [r.get("fell_back") for r in jr if "fell_back" in r]
+
+        def ratio(m):
+            return f"{tot[m] / base[m]:.2f}" if base[m] else "-"
+
+        out.append(
+            f"| {variant} | {sum(runs[cs]['found'] for cs in cases if cs in runs)}/{len(cases)} | "
+            f"{len(ks)}/{len(judged)} | {(sum(ks) / len(ks)) if ks else float('nan'):.2f} / {_median(ks)} | "
+            f"{_median(diffs)} | {sum(d <= 0 for d in diffs)}/{len(diffs)} | {sum(d < 0 for d in diffs)}/{len(diffs)} | "
+            f"{tot['evals']} | {ratio('evals')} | {_median([r['evals'] for r in jr])} | {_median(per_case):.2f} | "
+            f"{tot['rounds']} | {ratio('rounds')} | {tot['calls@16']} | {ratio('calls@16')} | "
+            f"{tot['calls@64']} | {ratio('calls@64')} | "
+            f"{sum(bool(x) for x in irr)}/{len(irr)} | {sum(bool(x) for x in fell) if fell else '-'} |")
+    return out, by, judged
+
+
+BUCKETS = ((2, 2), (3, 4), (5, 10 ** 6))
+
+
+def _by_depth(by: dict, judged: list) -> list[str]:
+    """Evaluations and rounds over exact's, totals per bucket of exact's k."""
+    exact = by["exact"]
+    names = [f"k={lo}" if lo == hi else (f"k={lo}..{hi}" if hi < 10 ** 6 else f"k>={lo}") for lo, hi in BUCKETS]
+    counts = [sum(lo <= exact[cs]["k"] <= hi for cs in judged) for lo, hi in BUCKETS]
+    out = ["\nby exact's k (evals Σ × exact / rounds Σ × exact):\n",
+           "| strategy | " + " | ".join(f"{n} ({c} cases)" for n, c in zip(names, counts)) + " |",
+           "|" + " --- |" * (len(BUCKETS) + 1)]
+    for variant in [v for v in VARIANTS if v in by]:
+        cells = []
+        for lo, hi in BUCKETS:
+            cs = [c for c in judged if lo <= exact[c]["k"] <= hi and c in by[variant]]
+            e = sum(exact[c]["evals"] for c in cs)
+            r = sum(exact[c]["rounds"] for c in cs)
+            cells.append(f"{sum(by[variant][c]['evals'] for c in cs) / e:.2f} / "
+                         f"{sum(by[variant][c]['rounds'] for c in cs) / r:.2f}" if cs else "-")
+        out.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return out
+
+
 def summarize(records: list[dict], max_evals: int) -> str:
-    out = []
-    keys = sorted({(r["segmentation"], r["target"] is not None) for r in records})
-    for seg, targeted in keys:
-        group = [r for r in records if r["segmentation"] == seg and (r["target"] is not None) == targeted]
-        by = {}
-        for r in group:
-            by.setdefault(r["variant"], {})[r["photo"]] = r
+    out = ["Judged: the cases (photo, fill, SEDC or SEDC-T) where exact found k >= 2 within the cap. "
+           "Δk = k − k_exact per case (cases both found). Σ: totals over the judged cases; × exact: "
+           "that total over exact's. ratio median: the median over judged cases of evals / exact's. "
+           "rounds: sequential model calls with unlimited batches; calls@B: model calls at batch size B. "
+           "found (all): over every case, cut by the cap or not."]
+    for seg in sorted({r["segmentation"] for r in records}):
+        group = [r for r in records if r["segmentation"] == seg]
+        table, by, judged = _table(group)
+        cases = sorted(by.get("exact", {}))
+        out.append(f"\n## {seg}, pooled: {len(cases)} cases ({len({c[0] for c in cases})} photos × "
+                   f"{sorted({c[1] for c in cases})} × {sorted({'SEDC-T' if c[2] else 'SEDC' for c in cases})}), "
+                   f"{len(judged)} judged, cap {max_evals}\n")
+        out.extend(table)
+        out.extend(_by_depth(by, judged))
+    keys = sorted({(r.get("mode", "blur"), r["segmentation"], r["target"] is not None) for r in records})
+    for mode, seg, targeted in keys:
+        group = [r for r in records if r.get("mode", "blur") == mode and r["segmentation"] == seg
+                 and (r["target"] is not None) == targeted]
+        table, by, judged = _table(group)
         exact = by.get("exact", {})
-        photos = sorted(exact)
-        judged = [ph for ph in photos if exact[ph]["found"] and exact[ph]["k"] >= 2]
-        ns = sorted({r["n_segments"] for r in group})
-        out.append(f"\n### {seg} ({'SEDC-T toward the 2nd class' if targeted else 'SEDC'}), "
-                   f"{len(photos)} photos, N {ns[0]}..{ns[-1]} (median {_median([exact[p]['n_segments'] for p in photos])}), "
-                   f"cap {max_evals} evaluations; judged on the {len(judged)} photos where exact found k >= 2\n")
-        out.append("| strategy | found (all) | found (judged) | k mean / median (judged, found) | "
-                   "k − k_exact median | k ≤ exact | k < exact | evals total (judged) | ratio to exact | "
-                   "evals median | rounds total | ratio | calls@16 total | ratio | calls@64 total | ratio | "
-                   "irreducible | fell back |")
-        out.append("|" + " --- |" * 18)
-        base = {m: sum(exact[p][m] for p in judged) for m in ("evals", "rounds", "calls@16", "calls@64")}
-        for variant in [v for v in VARIANTS if v in by]:
-            runs = by[variant]
-            all_found = sum(runs[p]["found"] for p in photos if p in runs)
-            jr = [runs[p] for p in judged if p in runs]
-            ks = [r["k"] for r in jr if r["found"]]
-            diffs = [runs[p]["k"] - exact[p]["k"] for p in judged if p in runs and runs[p]["found"]]
-            tot = {m: sum(r[m] for r in jr) for m in base}
-            irr = [r.get("irreducible") for r in jr if r["found"]]
-            fell = [r.get("fell_back") for r in jr if "fell_back" in r]
-
-            def ratio(m):
-                return f"{tot[m] / base[m]:.3f}" if base[m] else "-"
-
-            out.append(
-                f"| {variant} | {all_found}/{len(photos)} | {sum(r['found'] for r in jr)}/{len(judged)} | "
-                f"{(sum(ks) / len(ks)) if ks else float('nan'):.2f} / {_median(ks)} | "
-                f"{_median(diffs)} | {sum(d <= 0 for d in diffs)}/{len(diffs)} | {sum(d < 0 for d in diffs)}/{len(diffs)} | "
-                f"{tot['evals']} | {ratio('evals')} | {_median([r['evals'] for r in jr])} | "
-                f"{tot['rounds']} | {ratio('rounds')} | {tot['calls@16']} | {ratio('calls@16')} | "
-                f"{tot['calls@64']} | {ratio('calls@64')} | "
-                f"{sum(bool(x) for x in irr)}/{len(irr)} | {sum(bool(x) for x in fell) if fell else '-'} |")
-        # per photo
-        out.append("\nper photo (k / evaluations / rounds; * = cut by the cap):\n")
+        cases = sorted(exact)
+        ns = sorted(exact[cs]["n_segments"] for cs in cases)
+        out.append(f"\n### {mode}, {seg}, {'SEDC-T toward the 2nd class' if targeted else 'SEDC'}: "
+                   f"{len(cases)} photos, N {ns[0]}..{ns[-1]} (median {_median(ns)}), "
+                   f"{len(judged)} judged\n")
+        out.extend(table)
+        out.append("\nper photo (k / evaluations / rounds; – none found, * cut by the cap):\n")
         variants = [v for v in VARIANTS if v in by]
         out.append("| photo | N | " + " | ".join(variants) + " |")
         out.append("|" + " --- |" * (len(variants) + 2))
-        for ph in photos:
+        for cs in cases:
             cells = []
             for v in variants:
-                r = by[v].get(ph)
-                if r is None:
-                    cells.append("")
-                    continue
-                star = "*" if r["stop_reason"] == "max_evals" else ""
-                cells.append(f"{r['k'] if r['found'] else '–'}{star} / {r['evals']} / {r['rounds']}")
-            out.append(f"| {ph} | {exact[ph]['n_segments']} | " + " | ".join(cells) + " |")
+                r = by[v].get(cs)
+                star = "" if r is None or r["stop_reason"] != "max_evals" else "*"
+                cells.append("" if r is None else f"{r['k'] if r['found'] else '–'}{star} / {r['evals']} / {r['rounds']}")
+            out.append(f"| {cs[0]} | {exact[cs]['n_segments']} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -297,6 +342,7 @@ def main(argv=None) -> int:
     parser.add_argument("--segmentations", nargs="+", default=list(SEGMENTATIONS), choices=list(SEGMENTATIONS))
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--max-evals", type=int, default=1500)
+    parser.add_argument("--mode", default="blur", help="the fill (default blur)")
     parser.add_argument("--targets", nargs="+", choices=("none", "second"), default=["none"],
                         help="none: SEDC; second: SEDC-T toward the image's second class")
     parser.add_argument("--runtime", choices=("onnxruntime", "torch"), default="onnxruntime")
