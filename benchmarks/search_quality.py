@@ -41,6 +41,8 @@ VARIANTS = {
     "fast": ("fast", {}),            # gallop, window 4: the default
     "fast-all": ("fast", {"prefix": "all"}),
     "fast-la4": ("fast", {"lookahead": 4}),
+    "fast-wall": ("fast", {"window": None}),
+    "fast-wall-la4": ("fast", {"window": None, "lookahead": 4}),
     "fast-all-la4": ("fast", {"prefix": "all", "lookahead": 4}),
     "beam1": ("beam", {"width": 1}),
     "beam2": ("beam", {"width": 2}),

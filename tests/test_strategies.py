@@ -48,11 +48,12 @@ VARIANTS = {
     "fast-all": lambda *a: Fast(*a, prefix="all"),
     "fast-window1": lambda *a: Fast(*a, window=1),
     "fast-lookahead3": lambda *a: Fast(*a, lookahead=3),
+    "fast-wall": lambda *a: Fast(*a, window=None),
     "beam1": lambda *a: Beam(*a, width=1),
     "beam2": lambda *a: Beam(*a, width=2),
     "beam3": lambda *a: Beam(*a, width=3),
 }
-FAST = ("fast", "fast-all", "fast-window1", "fast-lookahead3")
+FAST = ("fast", "fast-all", "fast-window1", "fast-lookahead3", "fast-wall")
 
 
 # -- scores: a table of every set, or a dict ---------------------------------------------------
@@ -421,6 +422,8 @@ def test_gallop_checks_the_prefixes_below_the_bisection_by_hand():
     assert fast.best.bits == p(3)
     order, narrow, _ = run("fast-window1", oracle)  # the check sees P7 only: P8 is kept
     assert order[8:13] == [p(2), p(4), p(8), p(6), p(7)] and narrow.best.bits == p(8)
+    order, wide, _ = run("fast-wall", oracle)  # the check sees P2..P7: P3 and P5 in one step
+    assert order[8:15] == [p(2), p(4), p(8), p(6), p(7), p(3), p(5)] and wide.best.bits == p(3)
     order, every, _ = run("fast-all", oracle)
     assert order[8:15] == [p(i) for i in range(2, 9)] and every.best.bits == p(3)
 
@@ -465,6 +468,17 @@ def test_the_lookahead_of_the_linear_pass_never_changes_the_answer(problem, look
     assert (s2.best, s2.stop_reason) == (s1.best, s1.stop_reason)
     assert set(one) <= set(many)
     assert len(many) == len(set(many))
+
+
+@given(any_problems())
+def test_gallop_checking_every_prefix_below_answers_as_all_prefixes(problem):
+    # the shortest counterfactual prefix is at most the bisection's hi, so checking every prefix
+    # below hi finds the one "all" finds; pruning and the fallback then do the same
+    oracle, target = problem
+    every, s1, _ = run("fast-all", oracle, target)
+    wall, s2, _ = run("fast-wall", oracle, target)
+    assert (s2.best, s2.stop_reason) == (s1.best, s1.stop_reason)
+    assert set(wall) <= set(every)
 
 
 # the worked example of docs/algorithm.md (cat, dog, fox), with the two sets a greedy beam adds

@@ -72,19 +72,20 @@ class Fast(_Steps):
         As for :class:`~sedc.core.search.Search`.
     prefix : {"gallop", "all"}
         How the shortest counterfactual prefix is looked for.
-    window : int
-        ``"gallop"``: how many prefixes below the bisection's answer are checked (>= 1).
+    window : int or None
+        ``"gallop"``: how many prefixes below the bisection's answer are checked (>= 1); None:
+        all of them (then the answer is the shortest counterfactual prefix, as with ``"all"``).
     lookahead : int
         Tries of the linear pruning pass evaluated in one step (>= 1; the answer is the same for
         any value, see :meth:`_linear_pass`).
     """
 
     def __init__(self, n_segments: int, original_class: int, original_score: float,
-                 target: int | None = None, prefix: str = "gallop", window: int = 4,
+                 target: int | None = None, prefix: str = "gallop", window: int | None = 4,
                  lookahead: int = 1) -> None:
         if prefix not in PREFIX_METHODS:
             raise ValueError(f"prefix must be one of {PREFIX_METHODS}; got {prefix!r}")
-        if window < 1 or lookahead < 1:
+        if (window is not None and window < 1) or lookahead < 1:
             raise ValueError(f"window and lookahead must be >= 1; got {window!r}, {lookahead!r}")
         self.n_segments = n_segments
         self.original_class = original_class
@@ -262,7 +263,7 @@ class Fast(_Steps):
             else:
                 lo = mid
         while True:
-            below = range(max(2, hi - self.window), hi)
+            below = range(2 if self.window is None else max(2, hi - self.window), hi)
             yield [self._prefixes[i - 1] for i in below]
             shorter = self._shortest(below)
             if shorter is None:
