@@ -38,17 +38,17 @@ import torch
 # name -> (constructor, keywords)
 VARIANTS = {
     "exact": ("exact", {}),
-    "fast": ("fast", {}),            # gallop, window 4: the default
-    "fast-all": ("fast", {"prefix": "all"}),
+    "fast": ("fast", {}),  # the default: gallop, every prefix below the bisection checked
     "fast-la4": ("fast", {"lookahead": 4}),
-    "fast-wall": ("fast", {"window": None}),
-    "fast-wall-la4": ("fast", {"window": None, "lookahead": 4}),
+    "fast-w4": ("fast", {"window": 4}),
+    "fast-w4-la4": ("fast", {"window": 4, "lookahead": 4}),
+    "fast-all": ("fast", {"prefix": "all"}),
     "fast-all-la4": ("fast", {"prefix": "all", "lookahead": 4}),
     "beam1": ("beam", {"width": 1}),
     "beam2": ("beam", {"width": 2}),
     "beam4": ("beam", {"width": 4}),
 }
-DEFAULT_VARIANTS = ("exact", "fast", "fast-all", "fast-la4", "fast-all-la4", "beam1", "beam2", "beam4")
+DEFAULT_VARIANTS = tuple(VARIANTS)
 SEGMENTATIONS = {
     "quickshift": ("quickshift", {}),
     "slic100": ("slic", {"n_segments": 100}),
@@ -137,7 +137,7 @@ def drive(variant, scorer, n_segments, c, p, target, max_evals):
     from sedc.core.fast import Fast
 
     name, kw = VARIANTS[variant]
-    if name == "fast" and kw:
+    if name == "fast":
         search = Fast(n_segments, c, p, target, **kw)
     elif name == "beam":
         search = Beam(n_segments, c, p, target, **kw)
@@ -298,6 +298,8 @@ def _by_depth(by: dict, judged: list) -> list[str]:
 
 
 def summarize(records: list[dict], max_evals: int) -> str:
+    if not any(r["variant"] == "exact" for r in records):
+        return "(no exact runs to compare with: summarize this run together with one that has them)"
     out = ["Judged: the cases (photo, fill, SEDC or SEDC-T) where exact found k >= 2 within the cap. "
            "Δk = k − k_exact per case (cases both found). Σ: totals over the judged cases; × exact: "
            "that total over exact's. ratio median: the median over judged cases of evals / exact's. "

@@ -47,13 +47,13 @@ VARIANTS = {
     "fast": lambda *a: Fast(*a),
     "fast-all": lambda *a: Fast(*a, prefix="all"),
     "fast-window1": lambda *a: Fast(*a, window=1),
+    "fast-window4": lambda *a: Fast(*a, window=4),
     "fast-lookahead3": lambda *a: Fast(*a, lookahead=3),
-    "fast-wall": lambda *a: Fast(*a, window=None),
     "beam1": lambda *a: Beam(*a, width=1),
     "beam2": lambda *a: Beam(*a, width=2),
     "beam3": lambda *a: Beam(*a, width=3),
 }
-FAST = ("fast", "fast-all", "fast-window1", "fast-lookahead3", "fast-wall")
+FAST = ("fast", "fast-all", "fast-window1", "fast-window4", "fast-lookahead3")
 
 
 # -- scores: a table of every set, or a dict ---------------------------------------------------
@@ -415,15 +415,16 @@ def test_fast_exhausted_when_nothing_flips():
 def test_gallop_checks_the_prefixes_below_the_bisection_by_hand():
     p = lambda i: (1 << i) - 1
     oracle = flips_oracle(8, {p(3), p(5), p(8)})  # only these prefixes flip
-    order, fast, _ = run("fast", oracle)
+    order, fast, _ = run("fast-window4", oracle)
     # P2 no, P4 no, P8 yes; bisect P6 no, P7 no; check below 8: P5 (P4, P6, P7 known) yes; below
     # 5: P3 yes; below 3: P2 known. Pruning P3: 2 -> P2 known, 1 -> {0,2}, 0 -> {1,2}.
     assert order[8:] == [p(2), p(4), p(8), p(6), p(7), p(5), p(3), 0b101, 0b110]
     assert fast.best.bits == p(3)
     order, narrow, _ = run("fast-window1", oracle)  # the check sees P7 only: P8 is kept
     assert order[8:13] == [p(2), p(4), p(8), p(6), p(7)] and narrow.best.bits == p(8)
-    order, wide, _ = run("fast-wall", oracle)  # the check sees P2..P7: P3 and P5 in one step
-    assert order[8:15] == [p(2), p(4), p(8), p(6), p(7), p(3), p(5)] and wide.best.bits == p(3)
+    order, wide, _ = run("fast", oracle)  # the default checks P2..P7: P3 and P5 in one step
+    assert order[8:] == [p(2), p(4), p(8), p(6), p(7), p(3), p(5), 0b101, 0b110]
+    assert wide.best.bits == p(3)
     order, every, _ = run("fast-all", oracle)
     assert order[8:15] == [p(i) for i in range(2, 9)] and every.best.bits == p(3)
 
@@ -476,7 +477,7 @@ def test_gallop_checking_every_prefix_below_answers_as_all_prefixes(problem):
     # below hi finds the one "all" finds; pruning and the fallback then do the same
     oracle, target = problem
     every, s1, _ = run("fast-all", oracle, target)
-    wall, s2, _ = run("fast-wall", oracle, target)
+    wall, s2, _ = run("fast", oracle, target)  # window=None
     assert (s2.best, s2.stop_reason) == (s1.best, s1.stop_reason)
     assert set(wall) <= set(every)
 
@@ -533,6 +534,7 @@ def test_make_search_names_and_widths():
     assert type(exact) is Search and exact.available() == 4
     fast = make_search("fast", 4, 0, 0.9, target=2)
     assert type(fast) is Fast and fast.target == 2 and fast.prefix == "gallop" and fast.lookahead == 1
+    assert fast.window is None
     beam = make_search("beam", 4, 0, 0.9)
     assert type(beam) is Beam and beam.width == DEFAULT_WIDTH
     assert make_search("beam", 4, 0, 0.9, width=5).width == 5
