@@ -132,9 +132,9 @@ def is_cf(predicted, c, target):
 
 def drive(variant, scorer, n_segments, c, p, target, max_evals):
     """Run one strategy to the end like ``Job`` (the image counts one evaluation); whole steps."""
-    from sedc.core.strategies import make_search
     from sedc.core.beam import Beam
     from sedc.core.fast import Fast
+    from sedc.core.strategies import make_search
 
     name, kw = VARIANTS[variant]
     if name == "fast":

@@ -16,11 +16,11 @@ Profiles as in tests/test_properties.py (``ci`` when ``CI`` is set: derandomized
 from __future__ import annotations
 
 import os
-from itertools import combinations
 from math import comb
 
 import numpy as np
 import pytest
+import scoretable as tb
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +28,6 @@ from sedc.core.beam import Beam
 from sedc.core.fast import Fast
 from sedc.core.search import Pruner, Scores, Search
 from sedc.core.strategies import DEFAULT_WIDTH, STRATEGIES, make_search
-
-import scoretable as tb
 
 COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=40, **COMMON)

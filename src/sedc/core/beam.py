@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 
+from ..base.errors import InputError
 from .search import Search
 
 
@@ -44,7 +45,7 @@ class Beam(Search):
     def __init__(self, n_segments: int, original_class: int, original_score: float,
                  target: int | None = None, width: int = 1) -> None:
         if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"the beam width must be an int >= 1; got {width!r}")
+            raise InputError(f"the beam width must be an int >= 1; got {width!r}")
         self.width = width
         super().__init__(n_segments, original_class, original_score, target)
 

@@ -65,6 +65,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..base.errors import InputError, SearchStateError
 from .search import Counterfactual, Scores, Search, _Steps
 
 PREFIX_METHODS = ("gallop", "all")
@@ -92,9 +93,9 @@ class Fast(_Steps):
                  target: int | None = None, prefix: str = "gallop", window: int | None = None,
                  lookahead: int = 1) -> None:
         if prefix not in PREFIX_METHODS:
-            raise ValueError(f"prefix must be one of {PREFIX_METHODS}; got {prefix!r}")
+            raise InputError(f"prefix must be one of {PREFIX_METHODS}; got {prefix!r}")
         if (window is not None and window < 1) or lookahead < 1:
-            raise ValueError(f"window and lookahead must be >= 1; got {window!r}, {lookahead!r}")
+            raise InputError(f"window and lookahead must be >= 1; got {window!r}, {lookahead!r}")
         self.n_segments = n_segments
         self.original_class = original_class
         self.original_score = original_score
@@ -124,9 +125,9 @@ class Fast(_Steps):
     def feed(self, sets: Sequence[int], scores: Scores) -> None:
         """Consume the scores of candidates handed out by :meth:`take`, in the order handed out."""
         if len(sets) != len(scores):
-            raise ValueError(f"got {len(scores)} scores for {len(sets)} candidates")
+            raise InputError(f"got {len(scores)} scores for {len(sets)} candidates")
         if self._received + len(sets) > self._cursor:
-            raise RuntimeError("scores fed for candidates that were not taken")
+            raise SearchStateError("scores fed for candidates that were not taken")
         for i, bits in enumerate(sets):
             self._known[bits] = (int(scores.predicted[i]), float(scores.top[i]),
                                  float(scores.original[i]), float(scores.target[i]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
+from ..base.errors import InputError
 from .beam import Beam
 from .fast import Fast
 from .search import Counterfactual, Scores, Search
@@ -76,9 +77,9 @@ def make_search(name: str, n_segments: int, original_class: int, original_score:
         For an unknown name, a width given to another strategy than ``"beam"``, or a width < 1.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"unknown search {name!r}; choose one of {', '.join(STRATEGIES)}")
+        raise InputError(f"unknown search {name!r}; choose one of {', '.join(STRATEGIES)}")
     if width is not None and name != "beam":
-        raise ValueError(f"width applies to the beam search only, not to {name!r}")
+        raise InputError(f"width applies to the beam search only, not to {name!r}")
     if name == "beam":
         return Beam(n_segments, original_class, original_score, target,
                     width=DEFAULT_WIDTH if width is None else width)
