@@ -158,3 +158,18 @@ def test_training_mode_model_warns_once_and_is_untouched(cluster):
     for image, got in zip(images, results):
         assert_same(got, sedc.explain(image, evaluated, grid(), mode="mean"))
     assert model.training and all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+@needs_ray
+def test_training_mode_factory_warns_once_in_the_driver(cluster):
+    import warnings
+
+    from tinymodels import TrainModeNet, train_mode_net
+
+    images = [tiny_image(seed) for seed in range(2)]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        results = explain_ray(images, train_mode_net, chunk_size=1, num_actors=2)
+    assert sum("training mode" in str(w.message) for w in record) == 1  # two actors, one warning
+    for image, got in zip(images, results):
+        assert_same(got, sedc.explain(image, TrainModeNet().eval(), grid(), mode="mean"))

@@ -73,7 +73,7 @@ from ..base.errors import (
     RayConnectError,
 )
 from ..base.options import ExplainOptions
-from ..base.outputs import in_training_mode, warn_training_mode
+from ..base.outputs import warn_training_mode
 from ..core.result import Explanation
 from .chunk import Triple
 from .ray_connect import DEFAULT_TIMEOUT, connect
@@ -189,8 +189,7 @@ def iter_explain_ray(
     _check_sizes(chunk_size, num_actors, num_gpus_per_actor)
     if not callable(classifier):
         raise InputTypeError(f"classifier must be an nn.Module or a picklable factory; got {type(classifier).__name__}")
-    if in_training_mode(classifier):  # each actor evaluates its own copy in eval mode
-        warn_training_mode(stacklevel=3)
+    warn_training_mode(classifier, stacklevel=3)  # each actor evaluates its own copy in eval mode
     ray = import_ray()
 
     started = False

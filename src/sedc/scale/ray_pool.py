@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 from ..base.errors import ImageError, RayClusterError, WorkerError
 from ..base.options import ExplainOptions
-from .chunk import Triple, build_model, run_chunk, unpack
+from .chunk import Triple, relay_warnings, run_chunk, unpack, worker_model
 from .recovery import failed
 
 IN_FLIGHT = 2          # chunks handed to one actor at a time
@@ -78,13 +78,14 @@ def _actor_class(ray: Any) -> Any:
                 if threads:
                     torch.set_num_threads(threads)
                 self.device = torch.device(device)
-                self.model = build_model(classifier, self.device)
+                self.model, self.warnings = worker_model(classifier, self.device)
                 self.segmenter, self.options, self.window = segmenter, options, window
 
-            def ready(self) -> tuple[str, str]:
+            def ready(self) -> tuple[str, list[str]]:
+                """Its node's id, and the warnings for the driver to issue (once per run)."""
                 import ray
 
-                return str(self.device), ray.get_runtime_context().get_node_id()
+                return ray.get_runtime_context().get_node_id(), self.warnings
 
             def run(self, chunk: list) -> list:
                 return list(run_chunk(self.model, self.device, chunk, self.segmenter, self.options,
@@ -123,6 +124,7 @@ class ActorPool:
         self.exhausted = False
         self._next = 0
         self.startup_failures = 0
+        self.warned: set[str] = set()                   # actors' warnings issued so far
         for _ in range(self.n):
             self.spawn()
 
@@ -296,7 +298,7 @@ class ActorPool:
     def _started(self, ref: Any) -> None:
         key = self.starting.pop(ref)
         try:
-            _, node_id = self.ray.get(ref)
+            node_id, caught = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as err:
             if getattr(err, "actor_init_failed", False):
                 raise WorkerError(f"a Ray actor could not build the model: {_cause(err)}") from err
@@ -307,6 +309,7 @@ class ActorPool:
             self._replace(key)
             return
         self.startup_failures = 0
+        relay_warnings(caught, self.warned, stacklevel=4)
         if key in self.actors:
             actor = self.actors[key]
             actor.ready = True

@@ -15,7 +15,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
-import warnings
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -24,9 +23,9 @@ import torch
 
 from ..base.errors import ImageError, InputError, InputTypeError, WorkerError
 from ..base.options import ExplainOptions
-from ..base.outputs import TRAINING_MODE_WARNING, in_training_mode, warn_training_mode
+from ..base.outputs import warn_training_mode
 from ..base.validate import resolve_device
-from .chunk import Triple, build_model_checked, run_chunk, unpack
+from .chunk import Triple, relay_warnings, run_chunk, unpack, worker_model
 from .recovery import failed
 from .runner import segments_for
 
@@ -62,12 +61,12 @@ def _worker_main(payload: bytes, device: str, threads: int, tasks: Any, results:
     dev = torch.device(device)
     try:
         classifier, segmenter, options, window = pickle.loads(payload)
-        model, factory_training = build_model_checked(classifier, dev)
+        model, caught = worker_model(classifier, dev)
     except Exception as err:  # noqa: BLE001
         results.send(("fatal", f"{type(err).__name__}: {err}"))
         return
-    if factory_training:  # the parent warns, once, as explain does
-        results.send(("warning", TRAINING_MODE_WARNING))
+    for text in caught:  # the parent warns, once per run
+        results.send(("warning", text))
     while True:
         task = tasks.get()
         if task is None:
@@ -236,9 +235,7 @@ class _Dispatch:
 
     def _warn(self, text: str) -> None:
         """Re-emit a worker's warning in the parent, once per run."""
-        if text not in self.warned:
-            self.warned.add(text)
-            warnings.warn(text, UserWarning, stacklevel=4)
+        relay_warnings([text], self.warned, stacklevel=4)
 
     def _hand_out(self) -> Iterator[tuple[int, Any]]:
         unsent = []
@@ -297,8 +294,7 @@ def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, 
         When a worker cannot build the model.
     """
     devices = parse_devices(devices)
-    if in_training_mode(classifier):  # each worker evaluates its own copy in eval mode
-        warn_training_mode(stacklevel=3)
+    warn_training_mode(classifier, stacklevel=3)  # each worker evaluates its own copy in eval mode
     try:
         payload = pickle.dumps((classifier, segmenter, options, window), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as err:  # noqa: BLE001
