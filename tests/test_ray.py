@@ -110,10 +110,10 @@ def test_options_are_checked_before_starting_anything():
 @pytest.mark.slow
 def test_builtin_model_factory_pickles(real_model):
     # What an actor does with it: unpickle, build, score. The result is the built-in model.
-    from sedc.scale.ray import BuiltinModel
+    from sedc.models import ModelSpec
 
-    factory = pickle.loads(pickle.dumps(BuiltinModel("efficientnet-lite0")))
-    assert factory == BuiltinModel("efficientnet-lite0")
+    factory = pickle.loads(pickle.dumps(ModelSpec("efficientnet-lite0")))
+    assert factory == ModelSpec("efficientnet-lite0")
     module = factory()
     assert isinstance(module, torch.nn.Module)
     image = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
@@ -122,6 +122,16 @@ def test_builtin_model_factory_pickles(real_model):
         expected = real_model.module(image)
     assert scores.shape == (2, 1000)
     torch.testing.assert_close(scores, expected)
+
+
+def test_builtin_model_is_a_deprecated_model_spec():
+    from sedc.models import ModelSpec
+    from sedc.scale.ray import BuiltinModel
+
+    with pytest.warns(DeprecationWarning, match="ModelSpec"):
+        factory = BuiltinModel("efficientnet-lite0")
+    assert isinstance(factory, ModelSpec) and factory.name == "efficientnet-lite0"
+    assert pickle.loads(pickle.dumps(factory)) == factory
 
 
 def test_missing_ray_names_the_extra(monkeypatch):

@@ -24,7 +24,7 @@ from .dataset import (
     plan,
     task_settings,
 )
-from .model import check_model_options, load_model, model_factory
+from .model import check_model_options, load_model, model_spec
 from .results import ResultStore
 from .rows import Run, figure_title, print_summary, result_row, status_line
 from .runtime import runtime_module
@@ -133,7 +133,7 @@ def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, sess
 
     remote = args.ray is not None or args.devices is not None
     on_torch = getattr(loaded.module, "runtime", "torch") == "torch"  # an OnnxClassifier pickles itself
-    classifier = model_factory(args) if remote and on_torch else loaded.module
+    classifier = model_spec(args) if remote and on_torch else loaded.module
     segmenter = make_segmenter(args.segmentation, args.segments)
     if args.ray is not None:
         from .ray_session import stream_ray

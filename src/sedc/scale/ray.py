@@ -36,9 +36,10 @@ On one machine (starts a local Ray instance for the duration of the call):
 
 >>> import functools, sedc
 >>> from sedc.io import load_image
->>> from sedc.scale.ray import BuiltinModel, iter_explain_ray
+>>> from sedc.models import ModelSpec
+>>> from sedc.scale.ray import iter_explain_ray
 >>> loaders = [functools.partial(load_image, p, 224) for p in paths]           # doctest: +SKIP
->>> for index, e in iter_explain_ray(loaders, BuiltinModel("efficientnet-lite0"),
+>>> for index, e in iter_explain_ray(loaders, ModelSpec("efficientnet-lite0"),
 ...                                  mode="blur", on_error="return"):             # doctest: +SKIP
 ...     print(paths[index], e.segments)
 
@@ -47,7 +48,7 @@ on the others, or a KubeRay / cloud launcher cluster), then either run the drive
 ``address="auto"`` or ``"HEAD:6379"``, or connect from outside through Ray Client (port 10001 of
 the head node)::
 
-    results = iter_explain_ray(loaders, BuiltinModel("efficientnet-lite0"),
+    results = iter_explain_ray(loaders, ModelSpec("efficientnet-lite0"),
                                address="ray://head-node:10001", mode="blur")
 
 Image files must be readable where the actors run (a shared file system or object storage), or
@@ -61,7 +62,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass
+import warnings
 from typing import Any, Callable, Iterable, Iterator
 
 from ..base.errors import (
@@ -75,6 +76,8 @@ from ..base.errors import (
 from ..base.options import ExplainOptions
 from ..base.outputs import warn_training_mode
 from ..core.result import Explanation
+from ..models.builtin import DEFAULT_MODEL
+from ..models.spec import ModelSpec
 from .chunk import Triple
 from .ray_connect import DEFAULT_TIMEOUT, connect
 from .ray_pool import IN_FLIGHT, ActorPool, RayEvent, log_event
@@ -94,19 +97,14 @@ def import_ray() -> Any:
     return ray
 
 
-@dataclass(frozen=True)
-class BuiltinModel:
-    """A picklable factory of a built-in model: ``BuiltinModel("efficientnet-lite0")()`` is its module.
+class BuiltinModel(ModelSpec):
+    """Deprecated alias of :class:`sedc.models.ModelSpec` for a built-in model; removed in the
+    next release. ``BuiltinModel("efficientnet-lite0")`` is ``ModelSpec("efficientnet-lite0")``."""
 
-    Each actor calls it to build its own copy (weights are read where the actor runs).
-    """
-
-    name: str = "efficientnet-lite0"
-
-    def __call__(self) -> Any:
-        from ..models import load
-
-        return load(self.name).module
+    def __init__(self, name: str = DEFAULT_MODEL) -> None:
+        warnings.warn("sedc.scale.ray.BuiltinModel is deprecated and will be removed in the next "
+                      "release; use sedc.models.ModelSpec(name)", DeprecationWarning, stacklevel=2)
+        super().__init__(name)
 
 
 def iter_explain_ray(
@@ -135,7 +133,7 @@ def iter_explain_ray(
         (``functools.partial(sedc.io.load_image, path, 224)``); read lazily, a few chunks ahead.
     classifier : torch.nn.Module or callable
         A picklable ``nn.Module`` (sent as a CPU copy) or a picklable zero-argument factory
-        returning one, such as :class:`BuiltinModel` or ``functools.partial(build, ...)``.
+        returning one, such as :class:`sedc.models.ModelSpec` or ``functools.partial(build, ...)``.
     segments : array, or sequence of arrays, optional
         One label map for all images, one per image, or None (``segmenter`` or quickshift).
     address : str, optional
