@@ -19,9 +19,8 @@ from ..base.errors import ImageError, InputTypeError
 from ..base.options import ExplainOptions
 from ..base.outputs import warn_training_mode
 from ..core.result import Explanation
+from .recovery import Triple
 from .runner import Runner
-
-Triple = tuple[int, Any, Any]  # (index in the input, image or loader, segments or None)
 
 
 def worker_model(classifier: Any, device: torch.device) -> tuple[Any, list[str]]:

@@ -15,14 +15,10 @@ is sent. Token auth: the cluster's token must be in ``RAY_AUTH_TOKEN``, the file
 for it (``RAY_AUTH_MODE=disabled`` keeps it off).
 
 Recovery: when an actor dies (its process, or its whole node), the chunks it held go back to the
-shared queue. The chunk it was running counts one death for each of its images; the chunks
-queued behind it had not started and count none. Images with one death are chunked again and
-spread over every actor; images with two deaths are retried one per call, on an actor that
-holds nothing else, so that an image that kills its actor takes no other image down with it
-and is known to be the one that did; an image is given up (``ImageError`` with
-``kind="worker-died"``: "Ray actor died twice") when its actor dies while explaining it alone,
-after an earlier death. A replacement actor is started for each dead one (it starts when the
-cluster has room, e.g. when the autoscaler adds a node). Each death is reported to ``on_event``.
+shared queue, or their images are given up, by the retry rule of every backend
+(:mod:`sedc.scale.recovery`). A replacement actor is started for each dead one (it starts when
+the cluster has room, e.g. when the autoscaler adds a node). Each death is reported to
+``on_event``.
 
 Install with ``pip install 'sedc[ray]'``. Everything an actor receives must be picklable and
 importable on the cluster's nodes: the classifier (an ``nn.Module`` or a zero-argument
@@ -78,10 +74,9 @@ from ..base.outputs import warn_training_mode
 from ..core.result import Explanation
 from ..models.builtin import DEFAULT_MODEL
 from ..models.spec import ModelSpec
-from .chunk import Triple
 from .ray_connect import DEFAULT_TIMEOUT, connect
 from .ray_pool import IN_FLIGHT, ActorPool, RayEvent, log_event
-from .recovery import check_on_error
+from .recovery import Triple, check_on_error
 from .runner import segments_for
 
 INSTALL_HINT = "sedc.scale.ray needs Ray: pip install 'sedc[ray]'"
