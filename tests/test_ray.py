@@ -92,6 +92,20 @@ def test_an_image_that_kills_its_actor_is_given_up_and_takes_no_other_down(clust
 
 
 @needs_ray
+def test_iter_explain_runs_on_the_open_session_and_reports_deaths(cluster):
+    from sedc.scale import iter_explain
+
+    images = [tiny_image(0), tiny_image(9, sentinel=True)]
+    events = []
+    results = dict(iter_explain(images, ExitOnSentinel(), grid(), mode="mean", ray_address="auto",
+                                on_event=events.append, on_error="return"))
+    assert_same(results[0], sedc.explain(images[0], TinyNet(), grid(), mode="mean"))
+    assert results[1].kind == "worker-died" and "died twice on this image" in results[1].message
+    assert len(events) == 2 and events[-1].given_up == 1  # alone both times: given up at the second
+    assert ray.is_initialized()  # a session opened by the caller is left running
+
+
+@needs_ray
 def test_factory_that_cannot_build_the_model(cluster):
     with pytest.raises(RuntimeError, match="could not build the model.*no model here"):
         explain_ray([tiny_image(0)], BrokenFactory(), num_actors=1)

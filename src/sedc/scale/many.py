@@ -31,6 +31,7 @@ def iter_explain(
     prefetch_workers: int | None = None,
     devices: Sequence[Any] | str | None = None,
     ray_address: str | None = None,
+    on_event: Callable[[Any], None] | None = None,
     device: Any = None,
     options: ExplainOptions | None = None,
     **explain_options: Any,
@@ -62,7 +63,12 @@ def iter_explain(
         One worker process per device (``["cuda:0", "cuda:1"]``, ``"all"``, ``"cpu,cpu"``).
     ray_address : str, optional
         Run on Ray instead (:func:`sedc.scale.ray.iter_explain_ray`): ``"local"`` starts a local
-        Ray, ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
+        Ray, ``"auto"`` or ``"ray://host:10001"`` joins a cluster. A Ray session that is already
+        initialised (``ray.init`` called before) is used as it is and left running.
+    on_event : callable, optional
+        Ray only: called with a :class:`~sedc.scale.ray_pool.RayEvent` for each actor that dies
+        (default: a warning on the ``sedc.scale.ray_pool`` logger). Dead worker processes are
+        replaced silently.
     device : str or torch.device, optional
         One process only: where to run (default: the model's device).
     options : ExplainOptions, optional
@@ -84,7 +90,7 @@ def iter_explain(
         from .ray import iter_explain_ray
 
         yield from iter_explain_ray(images, classifier, segments, address=ray_address, segmenter=segmenter,
-                                    on_error=on_error, window=window, options=settings)
+                                    on_error=on_error, on_event=on_event, window=window, options=settings)
         return
     if devices is not None:
         from .workers import iter_explain_workers

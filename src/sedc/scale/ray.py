@@ -153,7 +153,7 @@ def iter_explain_ray(
         raises the first :class:`sedc.ImageError`.
     on_event : callable, optional
         Called with a :class:`RayEvent` for each actor that dies mid-run (default: a warning on
-        the ``sedc.scale.ray`` logger).
+        the ``sedc.scale.ray_pool`` logger).
     chunk_size : int
         Most images per actor call (explained together, with cross-image batching). With a
         sized input, chunks shrink so that every actor gets work.
