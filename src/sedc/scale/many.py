@@ -45,8 +45,9 @@ def iter_explain(
         (loaders: a loader's error is reported for that image only), each optionally wrapped in
         a :class:`sedc.scale.Task` that gives it its own mode, target, ... .
     classifier : torch.nn.Module or callable
-        As for :func:`sedc.explain`. With ``devices``, a picklable ``nn.Module`` or a picklable
-        zero-argument factory returning one (each worker builds its own copy).
+        As for :func:`sedc.explain`. With ``devices`` or ``ray_address``, a picklable
+        ``nn.Module`` or a picklable zero-argument factory returning one, such as
+        :class:`sedc.models.ModelSpec` (each worker builds its own copy).
     segments : array, or sequence of arrays, optional
         One label map for all images, one per image, or None (``segmenter`` or quickshift).
     segmenter : callable, optional
