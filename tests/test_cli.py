@@ -441,3 +441,36 @@ def test_ctrl_c_leaves_valid_results_that_a_rerun_resumes(tmp_path: Path) -> Non
     assert f"skipped {len(done)} already in results.jsonl" in again.stdout
     final = rows(out)
     assert len(final) == 8 and len({r["image"] for r in final}) == 8 and final[: len(done)] == done
+
+
+def test_ray_runs_through_scale_iter_explain_and_a_lost_cluster_is_exit_2(
+        tmp_path: Path, small_images: Path, scripted: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    import sedc.cli.ray_session as ray_session
+    import sedc.scale
+    from sedc.base.errors import RayClusterError
+    from sedc.models import ModelSpec
+
+    calls = []
+
+    def iter_explain(tasks, classifier, **kwargs):  # the one many-image entry point, --ray or not
+        calls.append((classifier, kwargs))
+        raise RayClusterError("no Ray actor could start in 300 s: the images not yet done are left")
+        yield
+
+    monkeypatch.setattr(ray_session, "_import_ray", lambda: types.SimpleNamespace(shutdown=lambda: None))
+    monkeypatch.setattr(ray_session, "join", lambda ray, address, timeout: None)  # a joined cluster
+    monkeypatch.setattr(sedc.scale, "iter_explain", iter_explain)
+    model_file, labels_file = scripted
+    code = main(["explain", str(small_images), "--model", str(model_file), "--labels", str(labels_file),
+                 "--input-size", "32", "--segmentation", "grid", "--segments", "9", "--mode", "mean",
+                 "--runtime", "torch", "--no-figures", "--quiet", "--out", str(tmp_path / "out"),
+                 "--ray", "auto"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]  # no image marked failed either
+    assert code == 2 and errors == ["sedc explain: error: no Ray actor could start in 300 s: the images "
+                                    "not yet done are left"]
+    (classifier, kwargs), = calls
+    assert classifier == ModelSpec(str(model_file), 32, None, str(labels_file))  # each actor builds it
+    assert kwargs["ray_address"] == "auto" and kwargs["devices"] is None and kwargs["on_error"] == "return"
+    assert kwargs["on_event"].__self__.log == tmp_path / "out" / "ray.log"  # the session hears of deaths

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pytest
@@ -141,6 +142,8 @@ def test_worker_that_dies_loses_only_its_image():
     results = explain_many(imgs, ExitOnSentinel(), grid(), mode="mean", devices=["cpu"], on_error="return")
     assert isinstance(results[1], ImageError)
     assert results[1].kind == "worker-died"
+    assert re.search(r"worker process on cpu died (twice|3 times) on this image, the last time with it "
+                     r"alone \(exit code 1\)", results[1].message)
     for i in (0, 2, 3):
         assert_same(results[i], alone(imgs[i], mode="mean"))
 

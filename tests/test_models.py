@@ -282,3 +282,32 @@ def test_resolve_class_errors() -> None:
         resolve_class(2.0, labels)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="labels is empty"):
         resolve_class("cat", [])
+
+
+def test_model_spec_is_one_picklable_loader_and_factory():
+    import pickle
+    import warnings
+
+    from sedc.models import ModelSpec
+
+    assert ModelSpec().is_builtin and ModelSpec().name == models.DEFAULT_MODEL
+    assert ModelSpec(" EfficientNet-Lite0 ").is_builtin
+    assert not ModelSpec("tinymodels:train_mode_net").is_builtin
+    spec = ModelSpec("tinymodels:train_mode_net", input_size=12, normalize="none")
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    with pytest.warns(UserWarning, match="returned a model in training mode"):
+        loaded = spec.load("cpu")  # the process that loads it hears about it
+    assert loaded.input_size == 12 and loaded.labels == [str(k) for k in range(5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the copies built by workers stay quiet
+        module = spec()
+    assert isinstance(module, torch.nn.Module) and not module.training
+    assert all(t.device.type == "cpu" for t in module.parameters())
+
+
+def test_model_spec_refuses_user_model_options_for_a_builtin():
+    from sedc.models import ModelSpec
+
+    with pytest.raises(ValueError, match="input_size, labels only apply to your own models"):
+        ModelSpec(None, input_size=300, labels="imagenet").load()
+

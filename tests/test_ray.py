@@ -82,12 +82,27 @@ def test_an_image_that_kills_its_actor_is_given_up_and_takes_no_other_down(clust
     events = []
     results = explain_ray(images, ExitOnSentinel(), on_error="return", num_actors=1, on_event=events.append)
     assert isinstance(results[1], ImageError) and results[1].kind == "worker-died"
-    assert "died twice" in results[1].message
+    assert results[1].message.startswith("Ray actor on ")  # its chunk died twice, then it alone:
+    assert "died 3 times on this image, the last time with it alone (" in results[1].message
     for i in (0, 2, 3):
         assert_same(results[i], sedc.explain(images[i], TinyNet(), grid(), mode="mean"))
     assert sum(e.given_up for e in events) == 1 and events[-1].given_up == 1
     assert all(e.node_gone is False for e in events)  # the actors died, their node did not
     assert "back in the queue" in str(events[0])
+
+
+@needs_ray
+def test_iter_explain_runs_on_the_open_session_and_reports_deaths(cluster):
+    from sedc.scale import iter_explain
+
+    images = [tiny_image(0), tiny_image(9, sentinel=True)]
+    events = []
+    results = dict(iter_explain(images, ExitOnSentinel(), grid(), mode="mean", ray_address="auto",
+                                on_event=events.append, on_error="return"))
+    assert_same(results[0], sedc.explain(images[0], TinyNet(), grid(), mode="mean"))
+    assert results[1].kind == "worker-died" and "died twice on this image" in results[1].message
+    assert len(events) == 2 and events[-1].given_up == 1  # alone both times: given up at the second
+    assert ray.is_initialized()  # a session opened by the caller is left running
 
 
 @needs_ray
@@ -110,10 +125,10 @@ def test_options_are_checked_before_starting_anything():
 @pytest.mark.slow
 def test_builtin_model_factory_pickles(real_model):
     # What an actor does with it: unpickle, build, score. The result is the built-in model.
-    from sedc.scale.ray import BuiltinModel
+    from sedc.models import ModelSpec
 
-    factory = pickle.loads(pickle.dumps(BuiltinModel("efficientnet-lite0")))
-    assert factory == BuiltinModel("efficientnet-lite0")
+    factory = pickle.loads(pickle.dumps(ModelSpec("efficientnet-lite0")))
+    assert factory == ModelSpec("efficientnet-lite0")
     module = factory()
     assert isinstance(module, torch.nn.Module)
     image = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
@@ -122,6 +137,16 @@ def test_builtin_model_factory_pickles(real_model):
         expected = real_model.module(image)
     assert scores.shape == (2, 1000)
     torch.testing.assert_close(scores, expected)
+
+
+def test_builtin_model_is_a_deprecated_model_spec():
+    from sedc.models import ModelSpec
+    from sedc.scale.ray import BuiltinModel
+
+    with pytest.warns(DeprecationWarning, match="ModelSpec"):
+        factory = BuiltinModel("efficientnet-lite0")
+    assert isinstance(factory, ModelSpec) and factory.name == "efficientnet-lite0"
+    assert pickle.loads(pickle.dumps(factory)) == factory
 
 
 def test_missing_ray_names_the_extra(monkeypatch):
@@ -158,3 +183,18 @@ def test_training_mode_model_warns_once_and_is_untouched(cluster):
     for image, got in zip(images, results):
         assert_same(got, sedc.explain(image, evaluated, grid(), mode="mean"))
     assert model.training and all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+@needs_ray
+def test_training_mode_factory_warns_once_in_the_driver(cluster):
+    import warnings
+
+    from tinymodels import TrainModeNet, train_mode_net
+
+    images = [tiny_image(seed) for seed in range(2)]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        results = explain_ray(images, train_mode_net, chunk_size=1, num_actors=2)
+    assert sum("training mode" in str(w.message) for w in record) == 1  # two actors, one warning
+    for image, got in zip(images, results):
+        assert_same(got, sedc.explain(image, TrainModeNet().eval(), grid(), mode="mean"))

@@ -180,3 +180,57 @@ def test_exported_program_in_training_mode_is_refused(model):
         warnings.simplefilter("error")  # its flags say training, but it was exported in eval mode
         got = sedc.explain(tiny_image(0), evaluated, grid(), **OPTIONS)
     assert key(got) == key(reference_answer(model, tiny_image(0)))
+
+
+class ParameterFree(torch.nn.Module):
+    """No parameters and no layer that depends on the mode: the same in both modes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+def linear_only() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 12 * 12, 5))
+
+
+def dropout_only() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+
+@pytest.mark.parametrize("make", [ParameterFree, linear_only], ids=["parameter-free", "linear-only"])
+def test_a_module_the_mode_does_not_change_is_switched_silently(make):
+    model = make()
+    assert model.training
+    before = snapshot(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing it computes depends on the mode: no warning
+        got = sedc.explain(tiny_image(0), model, grid(), **OPTIONS)
+        explain_many([tiny_image(1)], model, grid(), **OPTIONS)
+        TorchPredictor(model)
+    assert key(got) == key(sedc.explain(tiny_image(0), copy.deepcopy(model).eval(), grid(), **OPTIONS))
+    assert_untouched(model, before)
+
+
+def test_a_dropout_only_module_warns():
+    model, image = dropout_only(), tiny_image(0)
+    before = snapshot(model)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        sedc.explain(image, model, grid(), **OPTIONS)
+    assert len(training_warnings(record)) == 1
+    assert_untouched(model, before)
+
+
+def test_which_layers_depend_on_the_mode():
+    from sedc.base.outputs import mode_dependent
+
+    nn = torch.nn
+    depends = [nn.BatchNorm2d(3), nn.SyncBatchNorm(3), nn.InstanceNorm2d(3, track_running_stats=True),
+               nn.Dropout(0.1), nn.Dropout2d(0.1), nn.AlphaDropout(0.1), nn.FeatureAlphaDropout(0.1),
+               nn.RReLU(), nn.MultiheadAttention(4, 2, dropout=0.1)]
+    same = [nn.BatchNorm2d(3, track_running_stats=False), nn.InstanceNorm2d(3), nn.Dropout(0.0),
+            nn.LayerNorm(3), nn.GroupNorm(1, 3), nn.Linear(2, 2), nn.Conv2d(3, 3, 1), nn.ReLU(),
+            nn.MultiheadAttention(4, 2)]
+    assert [type(m).__name__ for m in depends if not mode_dependent(m)] == []
+    assert [type(m).__name__ for m in same if mode_dependent(m)] == []

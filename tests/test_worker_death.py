@@ -49,6 +49,55 @@ def test_half_a_message_from_a_dead_writer_is_end_of_file_not_a_wait():
     assert time.monotonic() - started < 5
 
 
+def triples(*indices: int) -> list:
+    return [(i, f"image {i}", None) for i in indices]
+
+
+def test_recovery_counts_deaths_only_for_the_running_chunk():
+    from sedc.scale.recovery import Recovery
+
+    rule = Recovery(chunk_size=4, in_flight=2)
+    lost = rule.died(triples(0, 1, 2, 3), triples(4, 5), survivors=2)
+    assert lost.given_up == [] and lost.requeued == 6
+    assert rule.deaths == {0: 1, 1: 1, 2: 1, 3: 1}  # the queued chunk had not started
+    assert [[t[0] for t in chunk] for chunk in rule.queue] == [[0, 1], [2, 3], [4, 5]]  # spread over 2 x 2
+
+
+def test_recovery_runs_twice_dead_images_alone_and_gives_up_only_a_known_culprit():
+    from sedc.scale.recovery import Recovery
+
+    rule = Recovery(chunk_size=4, in_flight=1)
+    fresh = lambda: triples(9)  # noqa: E731
+    rule.died(triples(0, 1), [], survivors=1)
+    again = rule.next_chunk([], fresh)
+    assert again == triples(0, 1)  # one death each: chunked again, not alone
+    assert rule.died(again, triples(7), survivors=1).given_up == []  # shared: not sure yet
+    assert [[t[0] for t in chunk] for chunk in rule.queue] == [[0], [1], [7]]  # alone ones first
+    assert rule.next_chunk([triples(5)], fresh) is None  # a busy worker does not take [0]
+    alone = rule.next_chunk([], fresh)
+    assert alone == triples(0)
+    assert rule.next_chunk([alone], fresh) is None  # nor does the worker running it alone
+    lost = rule.died(alone, [], survivors=1)
+    assert lost.given_up == triples(0) and lost.requeued == 0
+    error = rule.given_up(0, "worker process on cpu", "exit code -9")
+    assert error.kind == "worker-died" and error.message == (
+        "worker process on cpu died 3 times on this image, the last time with it alone (exit code -9)")
+    assert rule.died(triples(7), [], survivors=1).given_up == []  # one death, alone: not yet
+    assert rule.died(triples(7), [], survivors=1).given_up == triples(7)
+    assert "died twice on this image" in rule.given_up(7, "Ray actor on node", "gone").message
+
+
+def test_a_worker_runs_its_chunks_in_order():
+    worker = workers._Worker(None, "cpu", None, None)
+    for chunk in (triples(0, 1), triples(2), triples(3, 4)):
+        worker.chunks.append(chunk)
+        worker.held.update((t[0], t) for t in chunk)
+    worker.returned(0)
+    assert worker.lost() == (triples(1), triples(2, 3, 4), False)
+    worker.returned(1)
+    assert worker.lost() == (triples(2), triples(3, 4), True)
+
+
 class Killer(threading.Thread):
     """Sends SIGKILL to a random live worker process at random moments (from the parent side)."""
 

@@ -11,10 +11,14 @@ A classifier's output becomes a (B, K) tensor of class scores by this rule, in t
 Anything else is refused with a TypeError that names the type and states the rule. Scores are
 used as returned: no softmax is added.
 
-The module also holds the one rule for **training mode** (:func:`eval_mode`): a model in
-training mode is evaluated in eval mode for the duration of a call, with one ``UserWarning``,
-and handed back with every submodule's ``training`` flag as it was (in eval mode BatchNorm
-neither uses nor updates batch statistics, so no buffer changes).
+The module also holds the one rule for **training mode**: a model in training mode is evaluated
+in eval mode for the duration of a call and handed back with every submodule's ``training`` flag
+as it was (:func:`eval_mode`; in eval mode BatchNorm neither uses nor updates batch statistics, so
+no buffer changes). One ``UserWarning`` says so, issued only by :func:`warn_training_mode` and
+only when the switch changes what the model computes (:func:`training_mode_matters`): the model
+holds a layer whose output depends on the mode (BatchNorm or InstanceNorm keeping running
+statistics, dropout with p > 0, RReLU, attention dropout, stochastic depth). A model without one
+computes the same in both modes and is switched silently.
 """
 
 from __future__ import annotations
@@ -171,12 +175,51 @@ def in_training_mode(classifier: Any) -> bool:
     return module is not None and any(m.training for m in live_modules(module))
 
 
-def warn_training_mode(stacklevel: int = 1) -> None:
-    """Emit the one :class:`UserWarning` of a call on a model in training mode.
+def mode_dependent(layer: nn.Module) -> bool:
+    """Whether ``layer``'s own output depends on its ``training`` flag.
 
-    ``stacklevel=1`` attributes it to the caller of this function, 2 to that caller's caller.
+    BatchNorm, SyncBatchNorm and InstanceNorm that keep running statistics (without them both
+    modes use the batch's); dropout of every kind with ``p > 0``; RReLU with a slope range;
+    ``MultiheadAttention`` with attention dropout; stochastic depth (timm's and Hugging Face's
+    ``DropPath``, torchvision's ``StochasticDepth``) with a positive rate.
     """
+    if isinstance(layer, nn.modules.batchnorm._NormBase):
+        return bool(layer.track_running_stats)
+    if isinstance(layer, nn.modules.dropout._DropoutNd):
+        return layer.p > 0
+    if isinstance(layer, nn.RReLU):
+        return layer.lower != layer.upper
+    if isinstance(layer, nn.MultiheadAttention):
+        return layer.dropout > 0
+    if type(layer).__name__.endswith(("DropPath", "StochasticDepth")):
+        rate = getattr(layer, "drop_prob", getattr(layer, "p", 1.0))
+        return not isinstance(rate, (int, float)) or rate > 0
+    return False
+
+
+def training_mode_matters(classifier: Any) -> bool:
+    """Whether evaluating ``classifier`` in eval mode changes what it computes.
+
+    True when a layer whose output depends on the mode (:func:`mode_dependent`) is in training
+    mode. A module without such a layer (only convolutions and linear layers, or no parameters
+    at all) computes the same in both modes.
+    """
+    module = find_module(classifier)
+    return module is not None and any(m.training and mode_dependent(m) for m in live_modules(module))
+
+
+def warn_training_mode(classifier: Any, stacklevel: int = 1) -> bool:
+    """Warn, once, when ``classifier`` is in a training mode that matters; say whether it warned.
+
+    The one place the training-mode :class:`UserWarning` comes from: called by every entry point
+    that receives a user's module (:func:`sedc.explain`, the many-image backends, the reference's
+    adapter). ``stacklevel=1`` attributes it to the caller of this function, 2 to that caller's
+    caller.
+    """
+    if not training_mode_matters(classifier):
+        return False
     warnings.warn(TRAINING_MODE_WARNING, UserWarning, stacklevel=stacklevel + 1)
+    return True
 
 
 @contextlib.contextmanager
@@ -184,9 +227,9 @@ def eval_mode(classifier: Any, *, warn: bool = True, stacklevel: int = 2) -> Ite
     """Evaluate ``classifier`` in eval mode for the duration of the block.
 
     When any submodule is in training mode, the whole module is switched to eval mode (its
-    ``train(False)``, so custom overrides apply), one :class:`UserWarning` is emitted (unless
-    ``warn=False``), and on exit every submodule's ``training`` flag is set back exactly as it
-    was. In eval mode BatchNorm reads its running statistics without updating them and dropout
+    ``train(False)``, so custom overrides apply), :func:`warn_training_mode` warns when that
+    changes what the model computes (unless ``warn=False``), and on exit every submodule's
+    ``training`` flag is set back exactly as it was. In eval mode BatchNorm reads its running statistics without updating them and dropout
     is off, so no buffer changes. Plain callables pass through untouched.
 
     Parameters
@@ -209,7 +252,7 @@ def eval_mode(classifier: Any, *, warn: bool = True, stacklevel: int = 2) -> Ite
         yield False
         return
     if warn:
-        warn_training_mode(stacklevel + 2)  # + this generator and contextlib's __enter__
+        warn_training_mode(module, stacklevel + 2)  # + this generator and contextlib's __enter__
     try:
         _set_eval(module, modules)
         yield True

@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..base.errors import UsageError
 from ..base.options import ExplainOptions
@@ -23,7 +23,7 @@ from .dataset import (
     plan,
     task_settings,
 )
-from .model import check_model_options, load_model, model_factory
+from .model import check_model_options, load_model, model_spec
 from .results import ResultStore
 from .rows import Run, figure_title, print_summary, result_row, status_line
 from .runtime import runtime_module
@@ -122,9 +122,10 @@ def _segment_image(segment: Callable[..., Any], method: str, params: dict[str, A
     return segment(image, method, **params)
 
 
-def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, session: Any = None) -> Any:
-    """``(index, result)`` pairs from one process, worker processes (--devices) or Ray (--ray,
-    on the cluster ``session`` joined: see :mod:`sedc.cli.ray_session`).
+def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, session: Any) -> Any:
+    """``(index, result)`` pairs from :func:`sedc.scale.iter_explain`: one process, worker
+    processes (--devices) or Ray (--ray, on the cluster ``session`` joined: see
+    :mod:`sedc.cli.ray_session`, which also hears of the actors that die).
 
     ``tasks`` are :class:`sedc.scale.Task` s: each image's mode and target ride with it.
     """
@@ -132,14 +133,21 @@ def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, sess
 
     remote = args.ray is not None or args.devices is not None
     on_torch = getattr(loaded.module, "runtime", "torch") == "torch"  # an OnnxClassifier pickles itself
-    classifier = model_factory(args) if remote and on_torch else loaded.module
+    classifier = model_spec(args) if remote and on_torch else loaded.module
     segmenter = make_segmenter(args.segmentation, args.segments)
-    if args.ray is not None:
-        from .ray_session import stream_ray
+    return _cluster_loss_is_a_usage_error(iter_explain(
+        tasks, classifier, segmenter=segmenter, on_error="return", devices=args.devices,
+        ray_address=args.ray, on_event=session.on_event, options=explain_options(args)))
 
-        return stream_ray(tasks, classifier, segmenter, explain_options(args), session)
-    return iter_explain(tasks, classifier, segmenter=segmenter, on_error="return", devices=args.devices,
-                        options=explain_options(args))
+
+def _cluster_loss_is_a_usage_error(results: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """``results``, with a Ray cluster that can no longer run actors as a one-line UsageError."""
+    from ..base.errors import RayClusterError
+
+    try:
+        yield from results
+    except RayClusterError as err:  # the whole run, not its images: one line, exit 2
+        raise UsageError(str(err)) from None
 
 
 # The ExplainOptions fields set on the command line (``args`` attribute -> option). The mode and

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..base.errors import UsageError
 
@@ -29,13 +28,19 @@ def check_model_options(args: argparse.Namespace) -> None:
                              "own resize, crop and normalisation")
 
 
-
 def is_builtin(spec: str | None) -> bool:
     """Whether ``--model`` names a built-in model (None: the default one)."""
-    from .. import models
+    from ..models import ModelSpec
 
-    return spec is None or spec.strip().lower() in models.available()
+    return ModelSpec(spec).is_builtin
 
+
+def model_spec(args: argparse.Namespace) -> Any:
+    """The :class:`sedc.models.ModelSpec` of ``--model`` and its options: loaded here, and the
+    classifier factory of worker processes and Ray actors."""
+    from ..models import ModelSpec
+
+    return ModelSpec(args.model, args.input_size, args.normalize, args.labels)
 
 
 def load_model(args: argparse.Namespace) -> Any:
@@ -46,7 +51,7 @@ def load_model(args: argparse.Namespace) -> Any:
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        loaded = _load(args.model, args.input_size, args.normalize, args.labels, args.device)
+        loaded = _load(model_spec(args), args.device)
     for warning in caught:
         print(f"sedc explain: warning: {one_line(str(warning.message))}", file=sys.stderr)
     if default_normalization(args):
@@ -56,22 +61,15 @@ def load_model(args: argparse.Namespace) -> Any:
     return loaded
 
 
-
-def _load(spec: str | None, input_size: Any, normalize: str | None, labels: str | None,
-          device: Any) -> Any:
-    """``models.load`` or ``models.load_user_model``, every failure as a one-line UsageError."""
-    from .. import models
-
+def _load(spec: Any, device: Any) -> Any:
+    """``spec.load(device)``, every failure as a one-line UsageError."""
     try:
-        if is_builtin(spec):
-            return models.load(spec or models.DEFAULT_MODEL, device=device)
-        return models.load_user_model(spec, input_size=input_size, normalize=normalize,
-                                      labels=labels, device=device)
+        return spec.load(device)
     except (ValueError, TypeError) as err:
-        raise UsageError(f"{one_line(str(err))}{builtin_hint(spec)}") from None
+        raise UsageError(f"{one_line(str(err))}{builtin_hint(spec.spec)}") from None
     except Exception as err:  # user factories can raise anything
-        raise UsageError(f"cannot load model {spec!r}: {type(err).__name__}: {one_line(str(err))}") from None
-
+        raise UsageError(f"cannot load model {spec.spec!r}: {type(err).__name__}: "
+                         f"{one_line(str(err))}") from None
 
 
 def one_line(text: str) -> str:
@@ -80,13 +78,11 @@ def one_line(text: str) -> str:
     return lines[0] if lines else text
 
 
-
 def default_normalization(args: argparse.Namespace) -> bool:
     """Whether a model file or factory runs with the default ``--normalize imagenet``."""
     from ..models import is_library_spec
 
     return not is_builtin(args.model) and not is_library_spec(args.model) and args.normalize is None
-
 
 
 def size_text(size: Any) -> str:
@@ -97,7 +93,6 @@ def size_text(size: Any) -> str:
     return f"{height}x{width}"
 
 
-
 def builtin_hint(spec: str | None) -> str:
     """Name the built-in models when ``spec`` is neither a built-in, a file nor a factory spec."""
     from .. import models
@@ -105,26 +100,3 @@ def builtin_hint(spec: str | None) -> str:
     if spec is None or ":" in spec or Path(spec).exists():
         return ""
     return f" (built-in models: {', '.join(models.available())})"
-
-
-
-def model_factory(args: argparse.Namespace) -> Callable[[], Any]:
-    """A picklable zero-argument factory of the model, for worker processes and Ray actors."""
-    return functools.partial(_build_module, args.model, args.input_size, args.normalize, args.labels)
-
-
-
-def _build_module(spec: str | None, input_size: Any, normalize: str | None,
-                  labels: str | None) -> Any:
-    """Build the classifier module of ``--model`` on the CPU (the worker moves it).
-
-    The parent loaded it first and printed its warnings: the workers stay quiet.
-    """
-    from .. import models
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if is_builtin(spec):
-            return models.load(spec or models.DEFAULT_MODEL, device="cpu").module
-        return models.load_user_model(spec, input_size=input_size, normalize=normalize,
-                                      labels=labels, device="cpu").module

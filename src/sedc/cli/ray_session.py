@@ -105,16 +105,3 @@ def join(ray: Any, address: str, timeout: float) -> None:
         connect(ray, address, timeout, log_to_driver=False, logging_level=logging.WARNING)
     except RayConnectError as err:
         raise UsageError(str(err)) from None
-
-
-def stream_ray(loaders: list[Any], classifier: Any, segmenter: Callable[[Any], Any], options: Any,
-               session: Session) -> Iterator[tuple[int, Any]]:
-    """``(index, result)`` pairs from the Ray actors of the joined cluster."""
-    from ..base.errors import RayClusterError
-    from ..scale.ray import iter_explain_ray
-
-    try:
-        yield from iter_explain_ray(loaders, classifier, segmenter=segmenter, on_error="return",
-                                    on_event=session.on_event, options=options)
-    except RayClusterError as err:  # the whole run, not its images: one line, exit 2
-        raise UsageError(str(err)) from None

@@ -12,7 +12,8 @@ plain images and read probabilities.
 
 The package's parts: :mod:`~sedc.models.outputs` (the one rule for what a classifier returns),
 :mod:`~sedc.models.base` (:class:`LoadedModel`, :class:`Normalized`),
-:mod:`~sedc.models.builtin`, :mod:`~sedc.models.user` (model specs), :mod:`~sedc.models.libraries`
+:mod:`~sedc.models.builtin`, :mod:`~sedc.models.user` (model specs), :mod:`~sedc.models.spec`
+(:class:`ModelSpec`: one model by name, loaded here or built by workers), :mod:`~sedc.models.libraries`
 (torchvision, timm, Hugging Face), :mod:`~sedc.models.files` (``.pt``, ``.pt2``, ``.onnx``),
 :mod:`~sedc.models.preprocessing` (the model's own resize, crop and normalisation),
 :mod:`~sedc.models.labels`, and :mod:`~sedc.models.runtime` with :mod:`~sedc.models.export`
@@ -26,6 +27,7 @@ from .builtin import DEFAULT_MODEL, available, describe, load
 from .labels import imagenet_labels, imagenet_synonyms, read_labels, resolve_class
 from .preprocessing import Preprocessing
 from .runtime import RUNTIMES, OnnxClassifier, accelerate
+from .spec import ModelSpec
 from .user import NORMALIZATIONS, is_library_spec, load_user_model
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "ExportError",
     "LoadedModel",
     "ModelFileNotFoundError",
+    "ModelSpec",
     "ModelUnavailableError",
     "Normalized",
     "OnnxClassifier",

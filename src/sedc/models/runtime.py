@@ -32,7 +32,7 @@ from ..base.errors import (
     MissingDependencyError,
     ModelFileNotFoundError,
 )
-from ..base.outputs import eval_mode, to_scores
+from ..base.outputs import eval_mode, to_scores, warn_training_mode
 from .export import cached_path, export_to_cache
 
 __all__ = ["RUNTIMES", "ExportError", "OnnxClassifier", "accelerate"]
@@ -80,7 +80,8 @@ def accelerate(model: nn.Module, input_shape: Sequence[int] = (3, 224, 224), *,
     Warns
     -----
     UserWarning
-        When ``model`` is in training mode.
+        When ``model`` is in a training mode that changes what it computes (it is exported in
+        eval mode and left as it was).
     RuntimeWarning
         When the exported model's scores differ from torch's beyond the tolerance.
 
@@ -93,9 +94,7 @@ def accelerate(model: nn.Module, input_shape: Sequence[int] = (3, 224, 224), *,
     if runtime == "torch":
         return model
     _require_onnx()
-    if any(m.training for m in model.modules()):
-        warnings.warn("the model is in training mode; accelerate exports it in eval mode and leaves it "
-                      "as it was (call model.eval() first to silence this)", UserWarning, stacklevel=2)
+    warn_training_mode(model, stacklevel=2)  # exported in eval mode, left as it was
     classifier = _from_cache(model, shape)
     if classifier is None:
         classifier = OnnxClassifier(export_to_cache(model, shape), shape)

@@ -22,7 +22,7 @@ import torch
 
 from ..base.errors import InputError
 from ..base.options import MODES
-from ..base.outputs import eval_mode, in_training_mode, to_scores, warn_training_mode
+from ..base.outputs import eval_mode, to_scores, warn_training_mode
 
 
 class ReferenceResult(NamedTuple):
@@ -61,8 +61,7 @@ class TorchPredictor:
         self.device = torch.device(device)
         self.n_calls = 0
         self.model_time = 0.0
-        if in_training_mode(model):  # each predict runs in eval mode; one warning for the adapter
-            warn_training_mode(stacklevel=2)
+        warn_training_mode(model, stacklevel=2)  # each predict runs in eval mode: one warning here
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         start = time.perf_counter()

@@ -9,48 +9,54 @@ parent turns back into an :class:`~sedc.result.Explanation` or :class:`~sedc.res
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator, Sequence
+import warnings
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..base.errors import ImageError, InputTypeError
 from ..base.options import ExplainOptions
-from ..base.outputs import in_training_mode, warn_training_mode
+from ..base.outputs import warn_training_mode
 from ..core.result import Explanation
+from .recovery import Triple
 from .runner import Runner
 
-Triple = tuple[int, Any, Any]  # (index in the input, image or loader, segments or None)
 
+def worker_model(classifier: Any, device: torch.device) -> tuple[Any, list[str]]:
+    """A worker's own model on ``device`` in eval mode, and the warnings to relay to the parent.
 
-def build_model(classifier: Any, device: torch.device) -> Any:
-    """A worker's own model: a module moved to ``device``, or a factory's module, in eval mode.
+    What a worker process or Ray actor receives is a module (a copy of the user's, already
+    checked for training mode in the parent) or a zero-argument factory, called here. A
+    factory's model in a training mode that matters gets the training-mode warning, caught here
+    and returned as text: the parent issues it, once per run (:func:`relay_warnings`). The copy
+    is the worker's own, so switching it to eval mode for good changes nothing the user holds.
 
-    A factory's model that arrives in training mode gets the training-mode warning here (a
-    module's was given in the parent, before it was sent); see :func:`build_model_checked`.
-    """
-    model, factory_training = build_model_checked(classifier, device)
-    if factory_training:
-        warn_training_mode()
-    return model
-
-
-def build_model_checked(classifier: Any, device: torch.device) -> tuple[Any, bool]:
-    """``(model, whether a factory built it in training mode)``; the model is put in eval mode.
-
-    The worker's copy is its own, so switching it to eval mode for good changes nothing the user
-    holds: it is what :func:`sedc.explain` does for the duration of a call.
+    Raises
+    ------
+    InputTypeError
+        When ``classifier`` is neither a module nor callable.
     """
     if isinstance(classifier, torch.nn.Module):
-        return classifier.to(device).eval(), False
-    if callable(classifier):
-        model = classifier()
-        if isinstance(model, torch.nn.Module):
-            training = in_training_mode(model)
-            return model.to(device).eval(), training
-        return model, False
-    raise InputTypeError(f"classifier for worker processes must be an nn.Module or a picklable factory; "
-                    f"got {type(classifier).__name__}")
+        return classifier.to(device).eval(), []
+    if not callable(classifier):
+        raise InputTypeError(f"classifier for worker processes must be an nn.Module or a picklable "
+                             f"factory; got {type(classifier).__name__}")
+    model = classifier()
+    if not isinstance(model, torch.nn.Module):
+        return model, []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_training_mode(model)
+    return model.to(device).eval(), [str(w.message) for w in caught]
+
+
+def relay_warnings(texts: Iterable[str], seen: set[str], stacklevel: int = 2) -> None:
+    """Issue the warnings a worker sent back, in the parent, each text once per run (``seen``)."""
+    for text in texts:
+        if text not in seen:
+            seen.add(text)
+            warnings.warn(text, UserWarning, stacklevel=stacklevel + 1)
 
 
 def pack(result: Explanation | ImageError) -> tuple[str, Any]:

@@ -32,6 +32,7 @@ def iter_explain(
     prefetch_workers: int | None = None,
     devices: Sequence[Any] | str | None = None,
     ray_address: str | None = None,
+    on_event: Callable[[Any], None] | None = None,
     device: Any = None,
     options: ExplainOptions | None = None,
     **explain_options: Any,
@@ -45,8 +46,9 @@ def iter_explain(
         (loaders: a loader's error is reported for that image only), each optionally wrapped in
         a :class:`sedc.scale.Task` that gives it its own mode, target, ... .
     classifier : torch.nn.Module or callable
-        As for :func:`sedc.explain`. With ``devices``, a picklable ``nn.Module`` or a picklable
-        zero-argument factory returning one (each worker builds its own copy).
+        As for :func:`sedc.explain`. With ``devices`` or ``ray_address``, a picklable
+        ``nn.Module`` or a picklable zero-argument factory returning one, such as
+        :class:`sedc.models.ModelSpec` (each worker builds its own copy).
     segmentation : array, or sequence of arrays, optional
         The images' segments: one label map for all images, a list or tuple with one per image,
         or None (``segmenter``, else quickshift). (``segments=``, its name before 0.2, still
@@ -65,7 +67,12 @@ def iter_explain(
         One worker process per device (``["cuda:0", "cuda:1"]``, ``"all"``, ``"cpu,cpu"``).
     ray_address : str, optional
         Run on Ray instead (:func:`sedc.scale.ray.iter_explain_ray`): ``"local"`` starts a local
-        Ray, ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
+        Ray, ``"auto"`` or ``"ray://host:10001"`` joins a cluster. A Ray session that is already
+        initialised (``ray.init`` called before) is used as it is and left running.
+    on_event : callable, optional
+        Ray only: called with a :class:`~sedc.scale.ray_pool.RayEvent` for each actor that dies
+        (default: a warning on the ``sedc.scale.ray_pool`` logger). Dead worker processes are
+        replaced silently.
     device : str or torch.device, optional
         One process only: where to run (default: the model's device).
     options : ExplainOptions, optional
@@ -88,7 +95,7 @@ def iter_explain(
         from .ray import iter_explain_ray
 
         yield from iter_explain_ray(images, classifier, segments, address=ray_address, segmenter=segmenter,
-                                    on_error=on_error, window=window, options=settings)
+                                    on_error=on_error, on_event=on_event, window=window, options=settings)
         return
     if devices is not None:
         from .workers import iter_explain_workers

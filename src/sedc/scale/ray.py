@@ -15,14 +15,10 @@ is sent. Token auth: the cluster's token must be in ``RAY_AUTH_TOKEN``, the file
 for it (``RAY_AUTH_MODE=disabled`` keeps it off).
 
 Recovery: when an actor dies (its process, or its whole node), the chunks it held go back to the
-shared queue. The chunk it was running counts one death for each of its images; the chunks
-queued behind it had not started and count none. Images with one death are chunked again and
-spread over every actor; images with two deaths are retried one per call, on an actor that
-holds nothing else, so that an image that kills its actor takes no other image down with it
-and is known to be the one that did; an image is given up (``ImageError`` with
-``kind="worker-died"``: "Ray actor died twice") when its actor dies while explaining it alone,
-after an earlier death. A replacement actor is started for each dead one (it starts when the
-cluster has room, e.g. when the autoscaler adds a node). Each death is reported to ``on_event``.
+shared queue, or their images are given up, by the retry rule of every backend
+(:mod:`sedc.scale.recovery`). A replacement actor is started for each dead one (it starts when
+the cluster has room, e.g. when the autoscaler adds a node). Each death is reported to
+``on_event``.
 
 Install with ``pip install 'sedc[ray]'``. Everything an actor receives must be picklable and
 importable on the cluster's nodes: the classifier (an ``nn.Module`` or a zero-argument
@@ -36,9 +32,10 @@ On one machine (starts a local Ray instance for the duration of the call):
 
 >>> import functools, sedc
 >>> from sedc.io import load_image
->>> from sedc.scale.ray import BuiltinModel, iter_explain_ray
+>>> from sedc.models import ModelSpec
+>>> from sedc.scale.ray import iter_explain_ray
 >>> loaders = [functools.partial(load_image, p, 224) for p in paths]           # doctest: +SKIP
->>> for index, e in iter_explain_ray(loaders, BuiltinModel("efficientnet-lite0"),
+>>> for index, e in iter_explain_ray(loaders, ModelSpec("efficientnet-lite0"),
 ...                                  mode="blur", on_error="return"):             # doctest: +SKIP
 ...     print(paths[index], e.segments)
 
@@ -47,7 +44,7 @@ on the others, or a KubeRay / cloud launcher cluster), then either run the drive
 ``address="auto"`` or ``"HEAD:6379"``, or connect from outside through Ray Client (port 10001 of
 the head node)::
 
-    results = iter_explain_ray(loaders, BuiltinModel("efficientnet-lite0"),
+    results = iter_explain_ray(loaders, ModelSpec("efficientnet-lite0"),
                                address="ray://head-node:10001", mode="blur")
 
 Image files must be readable where the actors run (a shared file system or object storage), or
@@ -61,7 +58,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass
+import warnings
 from typing import Any, Callable, Iterable, Iterator
 
 from ..base.errors import (
@@ -73,12 +70,13 @@ from ..base.errors import (
     RayConnectError,
 )
 from ..base.options import ExplainOptions
-from ..base.outputs import in_training_mode, warn_training_mode
+from ..base.outputs import warn_training_mode
 from ..core.result import Explanation
-from .chunk import Triple
+from ..models.builtin import DEFAULT_MODEL
+from ..models.spec import ModelSpec
 from .ray_connect import DEFAULT_TIMEOUT, connect
 from .ray_pool import IN_FLIGHT, ActorPool, RayEvent, log_event
-from .recovery import check_on_error
+from .recovery import Triple, check_on_error
 from .runner import segments_for
 
 INSTALL_HINT = "sedc.scale.ray needs Ray: pip install 'sedc[ray]'"
@@ -94,19 +92,14 @@ def import_ray() -> Any:
     return ray
 
 
-@dataclass(frozen=True)
-class BuiltinModel:
-    """A picklable factory of a built-in model: ``BuiltinModel("efficientnet-lite0")()`` is its module.
+class BuiltinModel(ModelSpec):
+    """Deprecated alias of :class:`sedc.models.ModelSpec` for a built-in model; removed in the
+    next release. ``BuiltinModel("efficientnet-lite0")`` is ``ModelSpec("efficientnet-lite0")``."""
 
-    Each actor calls it to build its own copy (weights are read where the actor runs).
-    """
-
-    name: str = "efficientnet-lite0"
-
-    def __call__(self) -> Any:
-        from ..models import load
-
-        return load(self.name).module
+    def __init__(self, name: str = DEFAULT_MODEL) -> None:
+        warnings.warn("sedc.scale.ray.BuiltinModel is deprecated and will be removed in the next "
+                      "release; use sedc.models.ModelSpec(name)", DeprecationWarning, stacklevel=2)
+        super().__init__(name)
 
 
 def iter_explain_ray(
@@ -135,7 +128,7 @@ def iter_explain_ray(
         (``functools.partial(sedc.io.load_image, path, 224)``); read lazily, a few chunks ahead.
     classifier : torch.nn.Module or callable
         A picklable ``nn.Module`` (sent as a CPU copy) or a picklable zero-argument factory
-        returning one, such as :class:`BuiltinModel` or ``functools.partial(build, ...)``.
+        returning one, such as :class:`sedc.models.ModelSpec` or ``functools.partial(build, ...)``.
     segments : array, or sequence of arrays, optional
         One label map for all images, one per image, or None (``segmenter`` or quickshift).
     address : str, optional
@@ -160,7 +153,7 @@ def iter_explain_ray(
         raises the first :class:`sedc.ImageError`.
     on_event : callable, optional
         Called with a :class:`RayEvent` for each actor that dies mid-run (default: a warning on
-        the ``sedc.scale.ray`` logger).
+        the ``sedc.scale.ray_pool`` logger).
     chunk_size : int
         Most images per actor call (explained together, with cross-image batching). With a
         sized input, chunks shrink so that every actor gets work.
@@ -189,8 +182,7 @@ def iter_explain_ray(
     _check_sizes(chunk_size, num_actors, num_gpus_per_actor)
     if not callable(classifier):
         raise InputTypeError(f"classifier must be an nn.Module or a picklable factory; got {type(classifier).__name__}")
-    if in_training_mode(classifier):  # each actor evaluates its own copy in eval mode
-        warn_training_mode(stacklevel=3)
+    warn_training_mode(classifier, stacklevel=3)  # each actor evaluates its own copy in eval mode
     ray = import_ray()
 
     started = False

@@ -1,12 +1,11 @@
 """The Ray actors of :func:`sedc.scale.ray.iter_explain_ray`: handing out chunks, collecting
-results, and putting the images of dead actors back in the queue (the rules are in
-:mod:`sedc.scale.ray`'s docstring).
+results, and putting the images of dead actors back in the queue by the retry rule of
+:mod:`sedc.scale.recovery`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import socket
 from collections import deque
 from dataclasses import dataclass, field
@@ -14,8 +13,8 @@ from typing import Any, Callable, Iterator
 
 from ..base.errors import ImageError, RayClusterError, WorkerError
 from ..base.options import ExplainOptions
-from .chunk import Triple, build_model, run_chunk, unpack
-from .recovery import failed
+from .chunk import relay_warnings, run_chunk, unpack, worker_model
+from .recovery import Chunk, Recovery, failed
 
 IN_FLIGHT = 2          # chunks handed to one actor at a time
 MAX_CPU_ACTORS = 4
@@ -78,13 +77,14 @@ def _actor_class(ray: Any) -> Any:
                 if threads:
                     torch.set_num_threads(threads)
                 self.device = torch.device(device)
-                self.model = build_model(classifier, self.device)
+                self.model, self.warnings = worker_model(classifier, self.device)
                 self.segmenter, self.options, self.window = segmenter, options, window
 
-            def ready(self) -> tuple[str, str]:
+            def ready(self) -> tuple[str, list[str]]:
+                """Its node's id, and the warnings for the driver to issue (once per run)."""
                 import ray
 
-                return str(self.device), ray.get_runtime_context().get_node_id()
+                return ray.get_runtime_context().get_node_id(), self.warnings
 
             def run(self, chunk: list) -> list:
                 return list(run_chunk(self.model, self.device, chunk, self.segmenter, self.options,
@@ -117,12 +117,12 @@ class ActorPool:
         self.actors: dict[int, _Actor] = {}
         self.starting: dict[Any, int] = {}              # ready() ref -> actor key
         self.tasks: dict[Any, tuple[int, list]] = {}    # run() ref -> (actor key, chunk)
-        self.retry: deque[list] = deque()               # chunks of images to redo
-        self.deaths: dict[int, int] = {}                # image index -> deaths while running
+        self.recovery = Recovery(1, IN_FLIGHT)          # sized by run()
         self.fresh: Iterator[list] = iter(())
         self.exhausted = False
         self._next = 0
         self.startup_failures = 0
+        self.warned: set[str] = set()                   # actors' warnings issued so far
         for _ in range(self.n):
             self.spawn()
 
@@ -150,10 +150,10 @@ class ActorPool:
 
     def run(self, chunks: Iterator[list], chunk_size: int, on_error: str) -> Iterator[tuple[int, Any]]:
         """Hand out chunks, collect results, and requeue the images of actors that die."""
-        self.fresh, self.chunk_size = chunks, chunk_size
+        self.fresh, self.recovery = chunks, Recovery(chunk_size, IN_FLIGHT)
         while True:
             self.dispatch()
-            if self.exhausted and not self.retry and not self.tasks:
+            if self.exhausted and not self.recovery.pending and not self.tasks:
                 return
             done = self._wait()
             if done[0] in self.starting:
@@ -174,31 +174,18 @@ class ActorPool:
         return done
 
     def dispatch(self) -> None:
-        """Give every ready actor up to IN_FLIGHT chunks: retried images first, then new ones.
-
-        An image with two deaths runs on an actor that holds nothing else: if that actor dies,
-        there is no doubt about which image it died on (an actor that exits may lose the reply
-        of the call it had just finished).
-        """
+        """Give every ready actor up to IN_FLIGHT chunks: images to run again first, then new ones."""
         for actor in [a for a in self.actors.values() if a.ready]:
-            while len(actor.chunks) < IN_FLIGHT and not self._holds_alone(actor):
-                if self.retry and self._alone(self.retry[0]) and actor.chunks:
-                    break
-                chunk = self.retry.popleft() if self.retry else self._fresh_chunk()
+            while len(actor.chunks) < IN_FLIGHT:
+                held = [self.tasks[ref][1] for ref in actor.chunks]
+                chunk = self.recovery.next_chunk(held, self._fresh_chunk)
                 if chunk is None:
-                    return
+                    break
                 ref = actor.handle.run.remote(chunk)
                 self.tasks[ref] = (actor.key, chunk)
                 actor.chunks.append(ref)
 
-    def _alone(self, chunk: list) -> bool:
-        """Whether ``chunk`` is the single-image retry of an image that died twice."""
-        return len(chunk) == 1 and self.deaths.get(chunk[0][0], 0) >= 2
-
-    def _holds_alone(self, actor: _Actor) -> bool:
-        return any(self._alone(self.tasks[ref][1]) for ref in actor.chunks)
-
-    def _fresh_chunk(self) -> list | None:
+    def _fresh_chunk(self) -> Chunk | None:
         if self.exhausted:
             return None
         chunk = next(self.fresh, None)
@@ -238,16 +225,14 @@ class ActorPool:
                 running = chunk
             else:
                 queued.append(chunk)
-        given_up, again = self._count_deaths(running or [])
-        again += [triple for chunk in queued for triple in chunk]
-        self._requeue(again)
+        survivors = sum(a.ready for a in self.actors.values())
+        lost = self.recovery.died(running or [], [t for chunk in queued for t in chunk], survivors)
         self._kill(actor)
         self.spawn()
-        self.on_event(RayEvent(actor.node, self._node_gone(actor), len(again), len(given_up),
-                               sum(a.ready for a in self.actors.values()), _short(err)))
-        for index, _, _ in given_up:
-            message = f"Ray actor died twice on this image, the last time with it alone: {_short(err)}"
-            yield failed(ImageError(index, message, kind="worker-died"), on_error)
+        self.on_event(RayEvent(actor.node, self._node_gone(actor), lost.requeued, len(lost.given_up),
+                               survivors, _short(err)))
+        for index, _, _ in lost.given_up:
+            yield failed(self.recovery.given_up(index, f"Ray actor on {actor.node}", _short(err)), on_error)
 
     def _finished(self, ref: Any) -> list | None:
         """The results of a call of a dead actor that finished before it died, else None."""
@@ -258,24 +243,6 @@ class ActorPool:
             return self.ray.get(ref)
         except self.ray.exceptions.RayError:
             return None
-
-    def _count_deaths(self, running: list[Triple]) -> tuple[list[Triple], list[Triple]]:
-        """One death for each image of the running chunk: (given up, to retry)."""
-        given_up, again = [], []
-        for triple in running:
-            index = triple[0]
-            self.deaths[index] = self.deaths.get(index, 0) + 1
-            (given_up if self.deaths[index] >= 2 and len(running) == 1 else again).append(triple)
-        return given_up, again
-
-    def _requeue(self, triples: list[Triple]) -> None:
-        """Images with two deaths one per chunk; the others chunked to spread over the actors."""
-        alone = [t for t in triples if self.deaths.get(t[0], 0) >= 2]
-        shared = [t for t in triples if self.deaths.get(t[0], 0) < 2]
-        self.retry.extendleft([t] for t in reversed(alone))
-        alive = max(1, sum(a.ready for a in self.actors.values()))
-        size = max(1, min(self.chunk_size, math.ceil(len(shared) / (alive * IN_FLIGHT))))
-        self.retry.extend(shared[i:i + size] for i in range(0, len(shared), size))
 
     def _node_gone(self, actor: _Actor) -> bool | None:
         """Whether the dead actor's raylet stopped answering (None: not known from here)."""
@@ -296,7 +263,7 @@ class ActorPool:
     def _started(self, ref: Any) -> None:
         key = self.starting.pop(ref)
         try:
-            _, node_id = self.ray.get(ref)
+            node_id, caught = self.ray.get(ref)
         except self.ray.exceptions.RayActorError as err:
             if getattr(err, "actor_init_failed", False):
                 raise WorkerError(f"a Ray actor could not build the model: {_cause(err)}") from err
@@ -307,6 +274,7 @@ class ActorPool:
             self._replace(key)
             return
         self.startup_failures = 0
+        relay_warnings(caught, self.warned, stacklevel=4)
         if key in self.actors:
             actor = self.actors[key]
             actor.ready = True

@@ -76,8 +76,8 @@ class Runner:
 
         ``images`` holds images or zero-argument loaders; a failing image is handled by
         ``on_error`` (see :func:`sedc.result.failed`) and never stops the others. A model in
-        training mode is evaluated in eval mode until the run ends (one ``UserWarning``), then
-        restored exactly.
+        training mode is evaluated in eval mode until the run ends, then restored exactly (one
+        ``UserWarning`` when that changes what it computes: :func:`sedc.base.outputs.warn_training_mode`).
         """
         with eval_mode(self.classifier, stacklevel=3):
             yield from self._run(images, segments, segmenter, on_error)

@@ -6,8 +6,10 @@ worker, :func:`~sedc.scale.chunk.run_chunk`) and results stream back one image a
 Each worker has channels of its own: a task queue from the parent and a one-way result pipe to
 the parent. Nothing is shared between workers, so a worker that dies (even ``os._exit`` in the
 middle of a write) cannot leave a lock held that another worker waits on; the parent watches
-every worker's pipe and process sentinel together and learns of a death at once. The images a
-dead worker held are retried once, each alone on a fresh worker, then reported as failed.
+every worker's pipe and process sentinel together and learns of a death at once. A dead
+worker's images go back to the queue, or are given up, by the retry rule of
+:mod:`sedc.scale.recovery` (the chunk it was running is its oldest chunk with images not yet
+returned: a worker runs its chunks in order), and a fresh worker replaces it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
-import warnings
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -24,14 +25,14 @@ import torch
 
 from ..base.errors import ImageError, InputError, InputTypeError, WorkerError
 from ..base.options import ExplainOptions
-from ..base.outputs import TRAINING_MODE_WARNING, in_training_mode, warn_training_mode
+from ..base.outputs import warn_training_mode
 from ..base.validate import resolve_device
-from .chunk import Triple, build_model_checked, run_chunk, unpack
-from .recovery import failed
+from .chunk import relay_warnings, run_chunk, unpack, worker_model
+from .recovery import Chunk, Recovery, Triple, failed
 from .runner import segments_for
 
 CHUNK = 4          # images per task
-RETRIES = 1        # extra tries of an image whose worker died
+IN_FLIGHT = 2      # chunks handed to one worker at a time
 POLL_S = 1.0       # longest wait for a message before checking the workers again
 START_METHOD = "spawn"  # a fresh interpreter per worker (safe with CUDA and threads); tests may
                         # use "forkserver", which starts workers faster and behaves the same here
@@ -62,12 +63,12 @@ def _worker_main(payload: bytes, device: str, threads: int, tasks: Any, results:
     dev = torch.device(device)
     try:
         classifier, segmenter, options, window = pickle.loads(payload)
-        model, factory_training = build_model_checked(classifier, dev)
+        model, caught = worker_model(classifier, dev)
     except Exception as err:  # noqa: BLE001
         results.send(("fatal", f"{type(err).__name__}: {err}"))
         return
-    if factory_training:  # the parent warns, once, as explain does
-        results.send(("warning", TRAINING_MODE_WARNING))
+    for text in caught:  # the parent warns, once per run
+        results.send(("warning", text))
     while True:
         task = tasks.get()
         if task is None:
@@ -116,8 +117,23 @@ class _Worker:
     device: str
     tasks: Any
     results: Connection
-    held: dict[int, Triple] = field(default_factory=dict)
-    exclusive: bool = False  # retrying one image alone
+    held: dict[int, Triple] = field(default_factory=dict)   # images sent, not yet returned
+    chunks: list[Chunk] = field(default_factory=list)       # chunks with such images, oldest first
+
+    def returned(self, index: int) -> None:
+        """Image ``index`` came back: forget it, and its chunk once all of the chunk came back."""
+        self.held.pop(index, None)
+        self.chunks = [chunk for chunk in self.chunks if any(t[0] in self.held for t in chunk)]
+
+    def lost(self) -> tuple[list[Triple], list[Triple], bool]:
+        """A dead worker's images not yet returned: ``(running, queued, running alone)``.
+
+        It runs its chunks in order, so the chunk it was running is the oldest it holds.
+        """
+        if not self.chunks:
+            return [], [], False
+        unfinished = [[t for t in chunk if t[0] in self.held] for chunk in self.chunks]
+        return unfinished[0], [t for part in unfinished[1:] for t in part], len(self.chunks[0]) == 1
 
 
 class _Pool:
@@ -137,15 +153,13 @@ class _Pool:
         send.close()  # the worker holds the only write end: its death closes the pipe (EOF here)
         return _Worker(proc, device, tasks, receive)
 
-    def idle(self) -> list[_Worker]:
-        return [w for w in self.workers if not w.exclusive and len(w.held) <= CHUNK]
-
-    def give(self, worker: _Worker, chunk: list[Triple]) -> list[tuple[int, str]]:
+    def give(self, worker: _Worker, chunk: Chunk) -> list[tuple[int, str]]:
         """Send ``chunk`` to ``worker``; returns ``(index, error)`` of images that cannot be sent."""
         blob, good, bad = _dump(chunk)
         for triple in good:
             worker.held[triple[0]] = triple
         if blob is not None:
+            worker.chunks.append(good)
             worker.tasks.put(([t[0] for t in good], blob))
         return bad
 
@@ -213,8 +227,7 @@ class _Dispatch:
 
     def __init__(self, pool: _Pool, todo: list[Triple], on_error: str) -> None:
         self.pool, self.todo, self.on_error = pool, todo, on_error
-        self.tries = {index: 0 for index, _, _ in todo}
-        self.retry: list[list[Triple]] = []
+        self.recovery = Recovery(CHUNK, IN_FLIGHT)
         self.remaining = len(todo)
         self.done: set[int] = set()
         self.warned: set[str] = set()
@@ -236,45 +249,39 @@ class _Dispatch:
 
     def _warn(self, text: str) -> None:
         """Re-emit a worker's warning in the parent, once per run."""
-        if text not in self.warned:
-            self.warned.add(text)
-            warnings.warn(text, UserWarning, stacklevel=4)
+        relay_warnings([text], self.warned, stacklevel=4)
 
     def _hand_out(self) -> Iterator[tuple[int, Any]]:
+        """Give every worker up to IN_FLIGHT chunks: images to run again first, then new ones."""
         unsent = []
-        for worker in self.pool.idle():
-            if self.retry:
-                if not worker.held:  # alone: an image that kills its worker takes no other down
-                    unsent += self.pool.give(worker, self.retry.pop(0))
-                    worker.exclusive = True
-            elif self.todo:
-                chunk, self.todo = self.todo[:CHUNK], self.todo[CHUNK:]
+        for worker in self.pool.workers:
+            while len(worker.chunks) < IN_FLIGHT:
+                chunk = self.recovery.next_chunk(worker.chunks, self._fresh)
+                if chunk is None:
+                    break
                 unsent += self.pool.give(worker, chunk)
         for index, message in unsent:
             yield self._finish(index, ImageError(index, message))
 
+    def _fresh(self) -> Chunk | None:
+        """The next chunk of images not yet sent, or None."""
+        chunk, self.todo = self.todo[:CHUNK], self.todo[CHUNK:]
+        return chunk or None
+
     def _result(self, worker: _Worker, index: int, packed: Any) -> Iterator[tuple[int, Any]]:
-        worker.held.pop(index, None)
-        if not worker.held:
-            worker.exclusive = False
-        if index in self.done:  # a late result of an image already given up or retried elsewhere
+        worker.returned(index)
+        if index in self.done:  # never expected: a dead worker's pipe is read to its end first
             return
-        self.retry[:] = [chunk for chunk in self.retry if chunk[0][0] != index]
         yield self._finish(index, unpack(index, packed))
 
     def _died(self, worker: _Worker) -> Iterator[tuple[int, Any]]:
         code = worker.process.exitcode
-        lost = worker.held
+        running, queued, alone = worker.lost()
         self.pool.replace(worker)
-        for index, triple in lost.items():
-            if index in self.done:
-                continue
-            if self.tries[index] < RETRIES:
-                self.tries[index] += 1
-                self.retry.append([triple])
-                continue
-            message = f"worker process on {worker.device} died (exit code {code}) twice on this image"
-            yield self._finish(index, ImageError(index, message, kind="worker-died"))
+        lost = self.recovery.died(running, queued, len(self.pool.workers), alone)
+        for index, _, _ in lost.given_up:
+            error = self.recovery.given_up(index, f"worker process on {worker.device}", f"exit code {code}")
+            yield self._finish(index, error)
 
     def _finish(self, index: int, result: Any) -> tuple[int, Any]:
         self.done.add(index)
@@ -297,8 +304,7 @@ def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, 
         When a worker cannot build the model.
     """
     devices = parse_devices(devices)
-    if in_training_mode(classifier):  # each worker evaluates its own copy in eval mode
-        warn_training_mode(stacklevel=3)
+    warn_training_mode(classifier, stacklevel=3)  # each worker evaluates its own copy in eval mode
     try:
         payload = pickle.dumps((classifier, segmenter, options, window), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as err:  # noqa: BLE001
