@@ -308,6 +308,6 @@ def test_model_spec_is_one_picklable_loader_and_factory():
 def test_model_spec_refuses_user_model_options_for_a_builtin():
     from sedc.models import ModelSpec
 
-    with pytest.raises(ValueError, match="input_size, labels only apply to your own models"):
-        ModelSpec(None, input_size=300, labels="imagenet").load()
+    with pytest.raises(ValueError, match="input_size, class_names only apply to your own models"):
+        ModelSpec(None, input_size=300, class_names="imagenet").load()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from typing import Any, Callable
 
 from ..base.errors import SedcError
@@ -64,3 +65,15 @@ def seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected seconds (a number > 0); got {text!r}")
     return value
+
+
+class RenamedFlag(argparse.Action):
+    """An option that also answers to its old name (its second option string), with a note on
+    stderr when the old name is used."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if option_string is not None and option_string != self.option_strings[0]:
+            print(f"{parser.prog}: note: {option_string} is now {self.option_strings[0]}; the old name "
+                  "goes in a future release", file=sys.stderr)
+        setattr(namespace, self.dest, values)

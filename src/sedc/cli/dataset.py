@@ -192,12 +192,13 @@ def unknown_labels(heading: str, problems: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The work of a run: one item per image and mode
+# The rows a run will write: one per image and mode (each explained by one task)
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Item:
-    """One image explained in one mode, with its true class (None: unknown)."""
+class PlannedRow:
+    """The results row one task will produce: its image file, the image's id, the mode, the true
+    class (None: unknown) and the figure's name."""
 
     path: Path
     image: str          # the image id recorded in results.jsonl
@@ -206,18 +207,18 @@ class Item:
     stem: str           # the figure's name is derived from this path (the mode added when several)
 
 
-def plan(images: Sequence[Path], ids: Sequence[str], modes: list[str], truth: list[int | None] | None,
-         done: Any) -> tuple[list[Item], int]:
-    """The items still to explain (image-major, modes in the order given) and how many are done."""
-    items, skipped = [], 0
+def plan_rows(images: Sequence[Path], ids: Sequence[str], modes: list[str], truth: list[int | None] | None,
+              done: Any) -> tuple[list[PlannedRow], int]:
+    """The rows still to write (image-major, modes in the order given) and how many are done."""
+    planned, skipped = [], 0
     for path, image, cls in zip(images, ids, truth or [None] * len(images)):
         for mode in modes:
             if (image, mode) in done:
                 skipped += 1
                 continue
             stem = image if len(modes) == 1 else with_mode(image, mode)
-            items.append(Item(path, image, mode, cls, stem))
-    return items, skipped
+            planned.append(PlannedRow(path, image, mode, cls, stem))
+    return planned, skipped
 
 
 def with_mode(image: str, mode: str) -> str:
@@ -226,11 +227,11 @@ def with_mode(image: str, mode: str) -> str:
     return path.with_name(f"{path.stem}_{mode}{path.suffix}").as_posix()
 
 
-def task_settings(item: Item, target: int | str | None) -> tuple[dict[str, Any], bool]:
-    """``(options, untargeted_if_predicted)`` of an item's :class:`~sedc.scale.Task`."""
+def task_settings(row: PlannedRow, target: int | str | None) -> tuple[dict[str, Any], bool]:
+    """``(options, untargeted_if_predicted)`` of the :class:`~sedc.scale.Task` behind a row."""
     if target == TARGET_TRUE:
-        return {"mode": item.mode, "target": item.true_class}, item.true_class is not None
-    return {"mode": item.mode, "target": target}, False
+        return {"mode": row.mode, "target": row.true_class}, row.true_class is not None
+    return {"mode": row.mode, "target": target}, False
 
 
 def truth_fields(true_class: int | None, original_class: int, labels: list[str]) -> dict[str, Any]:

@@ -16,11 +16,11 @@ from ..imaging.segmentation import DEFAULT_PARAMS, METHODS
 from .common import EXIT_FAILED, EXIT_OK
 from .dataset import (
     TARGET_TRUE,
-    Item,
+    PlannedRow,
     check_dataset_options,
     ground_truth,
     is_target_true,
-    plan,
+    plan_rows,
     task_settings,
 )
 from .model import check_model_options, load_model, model_spec
@@ -53,7 +53,7 @@ def run_explain(args: argparse.Namespace) -> int:
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
     modes = args.modes
-    todo, skipped = plan(images, [image_id(path) for path in images], modes, truth, store.done)
+    todo, skipped = plan_rows(images, [image_id(path) for path in images], modes, truth, store.done)
     run = Run(store, loaded.class_names, settings, args.quiet, total=len(images) * len(modes), skipped=skipped,
               n_modes=len(modes))
     if todo:  # nothing left to do starts no backend (no Ray session either)
@@ -151,7 +151,7 @@ def _cluster_loss_is_a_usage_error(results: Iterator[tuple[int, Any]]) -> Iterat
 
 
 # The ExplainOptions fields set on the command line (``args`` attribute -> option). The mode and
-# the target are per image (each item's task carries its own), so the run's options leave them out.
+# the target are per image (each row's task carries its own), so the run's options leave them out.
 OPTION_FLAGS = {"batch_size": "batch_size", "max_time": "max_time", "max_evals": "max_evals",
                 "prune": "prune", "seed": "seed"}
 
@@ -162,20 +162,20 @@ def explain_options(args: argparse.Namespace) -> ExplainOptions:
     return ExplainOptions().with_checked({option: getattr(args, dest) for dest, option in OPTION_FLAGS.items()})
 
 
-def make_tasks(items: list[Item], loaded: Any, target: int | str | None) -> list[Any]:
-    """One :class:`sedc.scale.Task` per item: a lazy loader with the item's mode and target."""
+def make_tasks(planned: list[PlannedRow], loaded: Any, target: int | str | None) -> list[Any]:
+    """One :class:`sedc.scale.Task` per planned row: a lazy loader with the row's mode and target."""
     from ..scale import Task
 
     tasks = []
-    for item in items:
-        options, untargeted_if_predicted = task_settings(item, target)
-        tasks.append(Task(functools.partial(load_for_model, item.path, loaded.geometry), options,
+    for row in planned:
+        options, untargeted_if_predicted = task_settings(row, target)
+        tasks.append(Task(functools.partial(load_for_model, row.path, loaded.geometry), options,
                           untargeted_if_predicted))
     return tasks
 
 
-def explain_all(items: list[Item], loaded: Any, args: argparse.Namespace, run: Run) -> None:
-    """Explain ``items`` (image, mode) and record each as it finishes (figure, then JSON row)."""
+def explain_all(planned: list[PlannedRow], loaded: Any, args: argparse.Namespace, run: Run) -> None:
+    """Explain the planned (image, mode) rows and record each as it finishes (figure, then row)."""
     from tqdm import tqdm
 
     from ..imaging.io import safe_stem
@@ -183,23 +183,23 @@ def explain_all(items: list[Item], loaded: Any, args: argparse.Namespace, run: R
 
     report = None if args.quiet else functools.partial(tqdm.write, file=sys.stderr)
     with backend_session(args, run.store.folder, report) as session:
-        results = stream_results(make_tasks(items, loaded, run.settings["target"]), loaded, args, session)
-        pending = set(range(len(items)))
-        with tqdm(total=len(items), unit="image", file=sys.stderr,
+        results = stream_results(make_tasks(planned, loaded, run.settings["target"]), loaded, args, session)
+        pending = set(range(len(planned)))
+        with tqdm(total=len(planned), unit="image", file=sys.stderr,
                   disable=True if args.quiet else None) as bar:
             write = functools.partial(bar.write, file=session.stdout)
             try:
                 for index, result in results:
                     pending.discard(index)
-                    stem = None if args.no_figures else safe_stem(items[index].stem, run.store.stems)
-                    record(run, items[index], result, stem, write)
+                    stem = None if args.no_figures else safe_stem(planned[index].stem, run.store.stems)
+                    record(run, planned[index], result, stem, write)
                     bar.update()
             except UsageError:  # the Ray cluster is gone: one line and exit 2, no image marked failed
                 raise
             except Exception as err:  # a failure of the whole run: name the images left undone
                 for index in sorted(pending):
-                    report_error(run, items[index].image, f"not processed: {describe_error(err)}",
-                                 items[index].mode)
+                    report_error(run, planned[index].image, f"not processed: {describe_error(err)}",
+                                 planned[index].mode)
         run.notes += session.summary()
 
 
@@ -210,11 +210,11 @@ def load_for_model(path: Path, geometry: Any) -> Any:
     return geometry.prepare(load_image(path))
 
 
-def record(run: Run, item: Item, result: Any, stem: str | None, write: Callable[[str], None]) -> None:
+def record(run: Run, planned: PlannedRow, result: Any, stem: str | None, write: Callable[[str], None]) -> None:
     """Write one image's figure and result row, or report its failure."""
-    image = item.image
+    image = planned.image
     if isinstance(result, BaseException):
-        report_error(run, image, describe_error(result), item.mode)
+        report_error(run, image, describe_error(result), planned.mode)
         return
     figure = None
     if stem is not None:
@@ -222,9 +222,9 @@ def record(run: Run, item: Item, result: Any, stem: str | None, write: Callable[
         try:
             result.plot(run.class_names, path=run.store.folder / figure, title=figure_title(run.settings))
         except Exception as err:  # a row without its figure would not be retried: fail the image
-            report_error(run, image, f"cannot write figure {figure}: {describe_error(err)}", item.mode)
+            report_error(run, image, f"cannot write figure {figure}: {describe_error(err)}", planned.mode)
             return
-    row = result_row(image, result, run.class_names, run.settings, figure, item.true_class)
+    row = result_row(image, result, run.class_names, run.settings, figure, planned.true_class)
     run.store.append(row)
     run.rows.append(row)
     if not run.quiet:

@@ -24,6 +24,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    RenamedFlag,
     batch_size,
     input_size,
     max_evals,
@@ -86,10 +87,11 @@ def _add_explain_parser(commands: Any) -> None:
     model.add_argument("--normalize", choices=tuple(NORMALIZATIONS), default=None,
                        help="model files and factories: input normalisation, imagenet (default), half "
                             "(mean=std=0.5) or none ([0, 1] pixels)")
-    model.add_argument("--labels", default=None, metavar="imagenet|FILE",
+    model.add_argument("--class-names", "--labels", dest="class_names", default=None,
+                       metavar="imagenet|FILE", action=RenamedFlag,
                        help="your models: 'imagenet' (the ImageNet-1k names) or a text file with one "
-                            "class name per line, in output order (default: the model's own labels, "
-                            "else the class ids)")
+                            "class name per line, in output order (default: the model's own class "
+                            "names, else the class ids). --labels is its old name")
     _add_device_option(model)
     add_runtime_option(model)
     search = p.add_argument_group("search")

@@ -12,10 +12,10 @@ from ..base.errors import UsageError
 
 
 def check_model_options(args: argparse.Namespace) -> None:
-    """--input-size, --normalize and --labels against what ``--model`` brings itself."""
+    """--input-size, --normalize and --class-names against what ``--model`` brings itself."""
     from ..models import is_library_spec
 
-    flags = (("--input-size", args.input_size), ("--normalize", args.normalize), ("--labels", args.labels))
+    flags = (("--input-size", args.input_size), ("--normalize", args.normalize), ("--class-names", args.class_names))
     if is_builtin(args.model):
         given = [flag for flag, value in flags if value is not None]
         if given:
@@ -40,7 +40,7 @@ def model_spec(args: argparse.Namespace) -> Any:
     classifier factory of worker processes and Ray actors."""
     from ..models import ModelSpec
 
-    return ModelSpec(args.model, args.input_size, args.normalize, args.labels)
+    return ModelSpec(args.model, args.input_size, args.normalize, args.class_names)
 
 
 def load_model(args: argparse.Namespace) -> Any:

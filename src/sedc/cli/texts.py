@@ -131,7 +131,7 @@ examples:
   sedc explain chelsea.png
   sedc explain photos/ --mode mean --max-time 30 --out results/
   sedc explain photos/ --target "tiger cat" --prune
-  sedc explain scans/ --model mynet.pt --input-size 128 --normalize half --labels classes.txt \\
+  sedc explain scans/ --model mynet.pt --input-size 128 --normalize half --class-names classes.txt \\
       --segmentation grid --segments 16
   sedc explain photos/ --model mypackage.models:build_net --device cuda
   sedc explain val/ --ground-truth folders --target true --mode mean,blur --report

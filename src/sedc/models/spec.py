@@ -36,7 +36,7 @@ class ModelSpec:
         :func:`~sedc.models.load_user_model`).
     normalize : {"imagenet", "half", "none"} or None
         Files and factories: the normalisation built into the module.
-    labels : str, pathlib.Path or None
+    class_names : str, pathlib.Path or None
         User models: ``"imagenet"`` or a file of class names.
 
     Examples
@@ -50,7 +50,7 @@ class ModelSpec:
     spec: str | Path | None = None
     input_size: int | tuple[int, int] | None = None
     normalize: str | None = None
-    labels: str | Path | None = None
+    class_names: str | Path | None = None
 
     @property
     def is_builtin(self) -> bool:
@@ -64,18 +64,18 @@ class ModelSpec:
         return DEFAULT_MODEL if self.spec is None else str(self.spec)
 
     def load(self, device: Any = None) -> LoadedModel:
-        """The model with its labels and preprocessing, on ``device`` (None: the CPU).
+        """The model with its class names and preprocessing, on ``device`` (None: the CPU).
 
         Raises
         ------
         InputError
-            For ``input_size``, ``normalize`` or ``labels`` given with a built-in model, and
+            For ``input_size``, ``normalize`` or ``class_names`` given with a built-in model, and
             whatever :func:`~sedc.models.load` or :func:`~sedc.models.load_user_model` raise.
         """
         if not self.is_builtin:
             return load_user_model(self.spec, input_size=self.input_size, normalize=self.normalize,
-                                   labels=self.labels, device=device)
-        given = [name for name in ("input_size", "normalize", "labels") if getattr(self, name) is not None]
+                                   class_names=self.class_names, device=device)
+        given = [name for name in ("input_size", "normalize", "class_names") if getattr(self, name) is not None]
         if given:
             raise InputError(f"{', '.join(given)} only apply to your own models; the built-in "
                              f"{self.name} sets them")

@@ -34,6 +34,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from ..base.deprecated import renamed_argument
 from ..base.errors import InputError, InputTypeError, ModelFileNotFoundError, ModelUnavailableError
 from ..base.outputs import in_training_mode
 from ..base.validate import resolve_device
@@ -63,8 +64,9 @@ def is_library_spec(spec: Any) -> bool:
 
 
 def load_user_model(spec: str | Path, *, input_size: int | tuple[int, int] | None = None,
-                    normalize: str | None = None, labels: str | Path | None = None,
-                    softmax: bool = True, device: str | torch.device | None = None) -> LoadedModel:
+                    normalize: str | None = None, class_names: str | Path | None = None,
+                    softmax: bool = True, device: str | torch.device | None = None,
+                    **renamed: Any) -> LoadedModel:
     """Load your own classifier from a model spec (see the module's table).
 
     .. warning::
@@ -84,9 +86,10 @@ def load_user_model(spec: str | Path, *, input_size: int | tuple[int, int] | Non
         Files and factories: the normalisation built into the module (default ``"imagenet"``:
         mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225); ``"half"``: 0.5 and 0.5;
         ``"none"``: [0, 1] pixels). Library models use their own.
-    labels : str, pathlib.Path or None
+    class_names : str, pathlib.Path or None
         ``"imagenet"`` for the ImageNet-1k names, a text file with one name per line, or None
-        for the model's own names (library models) or the class ids.
+        for the model's own names (library models) or the class ids. (``labels=``, its name
+        before 0.2, still works, with a ``DeprecationWarning``.)
     softmax : bool, default True
         Apply a softmax so scores are probabilities; False keeps the model's raw outputs.
     device : str, torch.device or None
@@ -103,21 +106,24 @@ def load_user_model(spec: str | Path, *, input_size: int | tuple[int, int] | Non
         A file spec that does not exist (a ``ValueError``).
     ModelUnavailableError
         A library model that is not installed, unknown, or neither cached nor downloadable.
-    ValueError
+    InputError
         Any other problem with the spec, the options or the model's output.
-    TypeError
+    InputTypeError
         A factory that is not callable or does not return a ``torch.nn.Module``.
     """
+    class_names = renamed_argument(renamed, "labels", "class_names", class_names)
+    if renamed:
+        raise InputTypeError(f"load_user_model() got unexpected keyword argument(s) {', '.join(sorted(renamed))}")
     if not isinstance(spec, (str, Path)):
         raise InputTypeError(f"model spec must be a str or pathlib.Path; got {type(spec).__name__}")
     dev = resolve_device(device)
     text = str(spec).strip()
     if is_library_spec(text):
         _refuse_overrides(text, input_size, normalize)
-        return _from_library(load_library(text), labels, softmax, dev)
+        return _from_library(load_library(text), class_names, softmax, dev)
     net, fixed = _load_spec(spec, text, dev)
     preprocessing = _own_preprocessing(text, input_size, fixed, normalize)
-    return _finish(net, preprocessing, labels, None, softmax, dev, text)
+    return _finish(net, preprocessing, class_names, None, softmax, dev, text)
 
 
 def load_library(spec: str) -> LibraryModel:

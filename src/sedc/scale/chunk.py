@@ -19,8 +19,8 @@ from ..base.errors import ImageError, InputTypeError
 from ..base.options import ExplainOptions
 from ..base.outputs import warn_training_mode
 from ..core.result import Explanation
-from .recovery import Triple
 from .runner import Runner
+from .task import IndexedTask
 
 
 def worker_model(classifier: Any, device: torch.device) -> tuple[Any, list[str]]:
@@ -85,11 +85,9 @@ def unpack(index: int, packed: tuple[str, Any]) -> Explanation | ImageError:
     return ImageError(index, payload)
 
 
-def run_chunk(model: Any, device: Any, chunk: Sequence[Triple], segmenter: Callable | None,
+def run_chunk(model: Any, device: Any, chunk: Sequence[IndexedTask], segmenter: Callable | None,
               options: ExplainOptions, window: int | None = None) -> Iterator[tuple[int, tuple[str, Any]]]:
     """Explain ``chunk`` on one device; yield ``(index, packed result)`` as images finish."""
     runner = Runner(model, device, options, window=window)
-    items = [item for _, item, _ in chunk]
-    segments = [seg for _, _, seg in chunk]
-    for position, result in runner.run(items, segments, segmenter, on_error="return"):
+    for position, result in runner.run([task for _, task in chunk], segmenter, on_error="return"):
         yield chunk[position][0], pack(result)

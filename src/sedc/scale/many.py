@@ -19,6 +19,7 @@ from ..base.options import ExplainOptions
 from ..core.result import Explanation
 from .recovery import check_on_error
 from .runner import Runner
+from .task import as_tasks
 
 
 def iter_explain(
@@ -104,7 +105,7 @@ def iter_explain(
                                         on_error=on_error, options=settings, window=window)
         return
     runner = Runner(classifier, device, settings, window=window, prefetch_workers=prefetch_workers)
-    yield from runner.run(images, segments, segmenter, on_error)
+    yield from runner.run(as_tasks(images, segments), segmenter, on_error)
 
 
 def explain_many(images: Iterable[Any], classifier: Any, segmentation: Any = None, **kwargs: Any

@@ -76,8 +76,8 @@ from ..models.builtin import DEFAULT_MODEL
 from ..models.spec import ModelSpec
 from .ray_connect import DEFAULT_TIMEOUT, connect
 from .ray_pool import IN_FLIGHT, ActorPool, RayEvent, log_event
-from .recovery import Triple, check_on_error
-from .runner import segments_for
+from .recovery import Chunk, check_on_error
+from .task import as_tasks
 
 INSTALL_HINT = "sedc.scale.ray needs Ray: pip install 'sedc[ray]'"
 
@@ -239,10 +239,10 @@ def _fair_chunk_size(images: Iterable[Any], chunk_size: int, actors: int) -> int
     return max(1, min(chunk_size, math.ceil(n / (actors * IN_FLIGHT))))
 
 
-def _chunks(images: Iterable[Any], segments: Any, size: int) -> Iterator[list[Triple]]:
+def _chunks(images: Iterable[Any], segments: Any, size: int) -> Iterator[Chunk]:
     chunk = []
-    for index, item in enumerate(images):
-        chunk.append((index, item, segments_for(segments, index)))
+    for index, task in enumerate(as_tasks(images, segments)):
+        chunk.append((index, task))
         if len(chunk) == size:
             yield chunk
             chunk = []

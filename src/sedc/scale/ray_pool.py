@@ -199,7 +199,7 @@ class ActorPool:
             results = self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as err:  # an error outside run_chunk's per-image handling
             self._forget(ref)
-            for index, _, _ in chunk:
+            for index, _ in chunk:
                 yield failed(ImageError(index, _cause(err)), on_error)
             return
         except self.ray.exceptions.RayError as err:  # the actor or its node died
@@ -231,7 +231,7 @@ class ActorPool:
         self.spawn()
         self.on_event(RayEvent(actor.node, self._node_gone(actor), lost.requeued, len(lost.given_up),
                                survivors, _short(err)))
-        for index, _, _ in lost.given_up:
+        for index, _ in lost.given_up:
             yield failed(self.recovery.given_up(index, f"Ray actor on {actor.node}", _short(err)), on_error)
 
     def _finished(self, ref: Any) -> list | None:

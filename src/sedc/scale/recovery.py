@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ..base.errors import ImageError, InputError
+from .task import IndexedTask
 
 ON_ERROR = ("raise", "return")
 
-Triple = tuple[int, Any, Any]  # (index in the input, image or loader, segments or None)
-Chunk = list[Triple]
+Chunk = list[IndexedTask]  # the tasks a worker runs together
 
 
 def check_on_error(on_error: Any) -> str:
@@ -63,7 +63,7 @@ def failed(error: ImageError, on_error: str) -> tuple[int, ImageError]:
 class Lost:
     """What became of the images of a dead worker: given up, and how many went back to the queue."""
 
-    given_up: list[Triple]
+    given_up: list[IndexedTask]
     requeued: int
 
 
@@ -88,11 +88,11 @@ class Recovery:
         """Whether images wait in the queue."""
         return bool(self.queue)
 
-    def alone(self, chunk: Sequence[Triple]) -> bool:
+    def alone(self, chunk: Sequence[IndexedTask]) -> bool:
         """Whether ``chunk`` is the retry of one image that died twice (it runs alone)."""
         return len(chunk) == 1 and self.deaths.get(chunk[0][0], 0) >= 2
 
-    def next_chunk(self, held: Sequence[Sequence[Triple]], fresh: Callable[[], Chunk | None]
+    def next_chunk(self, held: Sequence[Sequence[IndexedTask]], fresh: Callable[[], Chunk | None]
                    ) -> Chunk | None:
         """The next chunk for a worker holding ``held`` chunks: from the queue, else ``fresh()``.
 
@@ -107,15 +107,15 @@ class Recovery:
             return self.queue.popleft()
         return fresh()
 
-    def died(self, running: Sequence[Triple], queued: Sequence[Triple], survivors: int,
+    def died(self, running: Sequence[IndexedTask], queued: Sequence[IndexedTask], survivors: int,
              alone: bool | None = None) -> Lost:
         """Record a worker's death and put its images back in the queue, but those given up.
 
         Parameters
         ----------
-        running : sequence of triples
+        running : sequence of tasks
             The images of the chunk it was running that had not come back.
-        queued : sequence of triples
+        queued : sequence of tasks
             The images of the chunks queued behind it (they count no death).
         survivors : int
             Workers left to share the images put back.
@@ -124,18 +124,18 @@ class Recovery:
         """
         alone = len(running) == 1 if alone is None else alone
         given_up, again = [], []
-        for triple in running:
-            self.deaths[triple[0]] = self.deaths.get(triple[0], 0) + 1
-            (given_up if alone and self.deaths[triple[0]] >= 2 else again).append(triple)
+        for task in running:
+            self.deaths[task[0]] = self.deaths.get(task[0], 0) + 1
+            (given_up if alone and self.deaths[task[0]] >= 2 else again).append(task)
         again += queued
         self._requeue(again, max(1, survivors))
         return Lost(given_up, len(again))
 
-    def _requeue(self, triples: list[Triple], survivors: int) -> None:
+    def _requeue(self, tasks: list[IndexedTask], survivors: int) -> None:
         """Images with two deaths one per chunk, first; the others chunked to spread over the
         survivors, after the chunks already waiting."""
-        solo = [t for t in triples if self.deaths.get(t[0], 0) >= 2]
-        shared = [t for t in triples if self.deaths.get(t[0], 0) < 2]
+        solo = [t for t in tasks if self.deaths.get(t[0], 0) >= 2]
+        shared = [t for t in tasks if self.deaths.get(t[0], 0) < 2]
         self.queue.extendleft([t] for t in reversed(solo))
         size = max(1, min(self.chunk_size, math.ceil(len(shared) / (survivors * self.in_flight))))
         self.queue.extend(shared[i:i + size] for i in range(0, len(shared), size))

@@ -29,14 +29,9 @@ from ..core.engine import (
 )
 from ..core.result import Explanation
 from .recovery import failed
-from .task import unwrap
+from .task import Task
 
 Result = tuple[int, "Explanation | ImageError"]
-
-
-def segments_for(segments: Any, index: int) -> Any:
-    """Image ``index``'s segments: one map for all images, or the ``index``-th of a list or tuple."""
-    return segments[index] if isinstance(segments, (list, tuple)) else segments
 
 
 class Runner:
@@ -70,21 +65,21 @@ class Runner:
         self.options = options
         self.channels_last = use_channels_last(options, classifier, self.device)
 
-    def run(self, images: Iterable[Any], segments: Any = None, segmenter: Callable | None = None,
+    def run(self, tasks: Iterable[Task], segmenter: Callable | None = None,
             on_error: str = "raise") -> Iterator[Result]:
-        """Yield ``(index, Explanation or ImageError)`` as searches finish.
+        """Yield ``(position in tasks, Explanation or ImageError)`` as searches finish.
 
-        ``images`` holds images or zero-argument loaders; a failing image is handled by
-        ``on_error`` (see :func:`sedc.result.failed`) and never stops the others. A model in
+        Each task holds an image or a zero-argument loader (see :func:`sedc.scale.task.as_tasks`);
+        a failing image is handled by ``on_error`` (see :func:`sedc.scale.recovery.failed`) and
+        never stops the others. A model in
         training mode is evaluated in eval mode until the run ends, then restored exactly (one
         ``UserWarning`` when that changes what it computes: :func:`sedc.base.outputs.warn_training_mode`).
         """
         with eval_mode(self.classifier, stacklevel=3):
-            yield from self._run(images, segments, segmenter, on_error)
+            yield from self._run(tasks, segmenter, on_error)
 
-    def _run(self, images: Iterable[Any], segments: Any, segmenter: Callable | None,
-             on_error: str) -> Iterator[Result]:
-        source = enumerate(images)
+    def _run(self, tasks: Iterable[Task], segmenter: Callable | None, on_error: str) -> Iterator[Result]:
+        source = enumerate(tasks)
         pending: deque[tuple[int, Future]] = deque()
         active: list[tuple[int, Job]] = []
         with _executor(self.prefetch_workers) as pool:
@@ -95,7 +90,7 @@ class Runner:
                     if nxt is None:
                         exhausted = True
                         break
-                    pending.append((nxt[0], pool.submit(self._prepare, nxt[0], nxt[1], segments, segmenter)))
+                    pending.append((nxt[0], pool.submit(self._prepare, nxt[1], segmenter)))
                 started = []
                 while pending and len(active) + len(started) < self.window:
                     index, future = pending.popleft()
@@ -112,14 +107,13 @@ class Runner:
                     yield index, finish(job)
                 active[:] = [(i, j) for i, j in active if not j.done]
 
-    def _prepare(self, index: int, item: Any, segments: Any, segmenter: Callable | None) -> Job:
-        item, options, untargeted_if_predicted = unwrap(item, self.options)  # a Task's own settings
-        image = item() if callable(item) else item
-        seg = segments_for(segments, index)
-        if seg is None and segmenter is not None:
-            seg = segmenter(image)
-        return make_job(image, seg, options, self.device, self.channels_last,
-                        untargeted_if_predicted=untargeted_if_predicted)
+    def _prepare(self, task: Task, segmenter: Callable | None) -> Job:
+        image = task.image() if callable(task.image) else task.image
+        segmentation = task.segmentation
+        if segmentation is None and segmenter is not None:
+            segmentation = segmenter(image)
+        return make_job(image, segmentation, task.apply(self.options), self.device, self.channels_last,
+                        untargeted_if_predicted=task.untargeted_if_predicted)
 
     def _start(self, started: list[tuple[int, Job]], on_error: str) -> Iterator[Result]:
         """Evaluate the unperturbed images of newly started jobs; drop those that fail."""

@@ -9,8 +9,9 @@ which applies its settings over the run's options for that image alone.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from ..base.errors import InputTypeError
 from ..base.options import ExplainOptions, check_fields
@@ -32,6 +33,8 @@ class Task:
         When the model already predicts the target class, run plain SEDC (the result's
         ``target`` is None) instead of failing the image: "explain toward the true class,
         unless the model already says it".
+    segmentation : array, optional
+        The image's segmentation; None: the run's (given, or made by its segmenter).
 
     Raises
     ------
@@ -42,6 +45,7 @@ class Task:
     image: Any
     options: Mapping[str, Any] = field(default_factory=dict)
     untargeted_if_predicted: bool = False
+    segmentation: Any = None
 
     def __post_init__(self) -> None:
         settings = dict(self.options)
@@ -57,8 +61,24 @@ class Task:
         return options.with_checked(self.options)
 
 
-def unwrap(item: Any, options: ExplainOptions) -> tuple[Any, ExplainOptions, bool]:
-    """``(image or loader, options, untargeted_if_predicted)`` of an input item (a Task or not)."""
-    if isinstance(item, Task):
-        return item.image, item.apply(options), item.untargeted_if_predicted
-    return item, options, False
+IndexedTask = tuple[int, Task]  # a task and its position in the run's input
+
+
+def as_tasks(images: Iterable[Any], segmentation: Any = None) -> Iterator[Task]:
+    """Every input as a :class:`Task` holding its segmentation (the one way into every backend).
+
+    ``segmentation`` is one label map for all images, a list or tuple with one per image, or
+    None; a task's own segmentation wins.
+    """
+    for index, item in enumerate(images):
+        given = segmentation[index] if isinstance(segmentation, (list, tuple)) else segmentation
+        if not isinstance(item, Task):
+            yield Task(item, segmentation=given)
+        elif item.segmentation is None and given is not None:
+            task = copy.copy(item)  # already checked: not through __post_init__ again
+            object.__setattr__(task, "segmentation", given)
+            yield task
+        else:
+            yield item
+
+

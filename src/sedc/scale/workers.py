@@ -28,8 +28,8 @@ from ..base.options import ExplainOptions
 from ..base.outputs import warn_training_mode
 from ..base.validate import resolve_device
 from .chunk import relay_warnings, run_chunk, unpack, worker_model
-from .recovery import Chunk, Recovery, Triple, failed
-from .runner import segments_for
+from .recovery import Chunk, Recovery, failed
+from .task import IndexedTask, as_tasks
 
 CHUNK = 4          # images per task
 IN_FLIGHT = 2      # chunks handed to one worker at a time
@@ -85,19 +85,19 @@ def _worker_main(payload: bytes, device: str, threads: int, tasks: Any, results:
             results.send(("result", index, packed))
 
 
-def _dump(chunk: list[Triple]) -> tuple[bytes | None, list[Triple], list[tuple[int, str]]]:
-    """Pickle ``chunk`` for a worker: (bytes, sendable triples, (index, error) of unpicklable ones)."""
+def _dump(chunk: list[IndexedTask]) -> tuple[bytes | None, list[IndexedTask], list[tuple[int, str]]]:
+    """Pickle ``chunk`` for a worker: (bytes, sendable tasks, (index, error) of unpicklable ones)."""
     try:
         return pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL), chunk, []
     except Exception:  # noqa: BLE001 - find the culprits
         pass
     good, bad = [], []
-    for triple in chunk:
+    for task in chunk:
         try:
-            pickle.dumps(triple, protocol=pickle.HIGHEST_PROTOCOL)
-            good.append(triple)
+            pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+            good.append(task)
         except Exception as err:  # noqa: BLE001
-            bad.append((triple[0], f"cannot send the image to a worker process ({type(err).__name__}: {err}); "
+            bad.append((task[0], f"cannot send the image to a worker process ({type(err).__name__}: {err}); "
                                    "use module-level loader functions or functools.partial"))
     return (pickle.dumps(good, protocol=pickle.HIGHEST_PROTOCOL) if good else None), good, bad
 
@@ -117,7 +117,7 @@ class _Worker:
     device: str
     tasks: Any
     results: Connection
-    held: dict[int, Triple] = field(default_factory=dict)   # images sent, not yet returned
+    held: dict[int, IndexedTask] = field(default_factory=dict)   # images sent, not yet returned
     chunks: list[Chunk] = field(default_factory=list)       # chunks with such images, oldest first
 
     def returned(self, index: int) -> None:
@@ -125,7 +125,7 @@ class _Worker:
         self.held.pop(index, None)
         self.chunks = [chunk for chunk in self.chunks if any(t[0] in self.held for t in chunk)]
 
-    def lost(self) -> tuple[list[Triple], list[Triple], bool]:
+    def lost(self) -> tuple[list[IndexedTask], list[IndexedTask], bool]:
         """A dead worker's images not yet returned: ``(running, queued, running alone)``.
 
         It runs its chunks in order, so the chunk it was running is the oldest it holds.
@@ -156,8 +156,8 @@ class _Pool:
     def give(self, worker: _Worker, chunk: Chunk) -> list[tuple[int, str]]:
         """Send ``chunk`` to ``worker``; returns ``(index, error)`` of images that cannot be sent."""
         blob, good, bad = _dump(chunk)
-        for triple in good:
-            worker.held[triple[0]] = triple
+        for task in good:
+            worker.held[task[0]] = task
         if blob is not None:
             worker.chunks.append(good)
             worker.tasks.put(([t[0] for t in good], blob))
@@ -225,7 +225,7 @@ def _discard(worker: _Worker) -> None:
 class _Dispatch:
     """The parent's side of a worker run: hands out chunks, collects results, retries the dead."""
 
-    def __init__(self, pool: _Pool, todo: list[Triple], on_error: str) -> None:
+    def __init__(self, pool: _Pool, todo: list[IndexedTask], on_error: str) -> None:
         self.pool, self.todo, self.on_error = pool, todo, on_error
         self.recovery = Recovery(CHUNK, IN_FLIGHT)
         self.remaining = len(todo)
@@ -279,7 +279,7 @@ class _Dispatch:
         running, queued, alone = worker.lost()
         self.pool.replace(worker)
         lost = self.recovery.died(running, queued, len(self.pool.workers), alone)
-        for index, _, _ in lost.given_up:
+        for index, _ in lost.given_up:
             error = self.recovery.given_up(index, f"worker process on {worker.device}", f"exit code {code}")
             yield self._finish(index, error)
 
@@ -310,7 +310,7 @@ def iter_explain_workers(images: Iterable[Any], classifier: Any, segments: Any, 
     except Exception as err:  # noqa: BLE001
         raise InputTypeError(f"worker processes need a picklable classifier and segmenter (module-level "
                         f"classes or functions, functools.partial): {type(err).__name__}: {err}") from err
-    todo = [(i, item, segments_for(segments, i)) for i, item in enumerate(images)]
+    todo = list(enumerate(as_tasks(images, segments)))
     pool = _Pool(payload, devices, mp.get_context(START_METHOD))
     try:
         yield from _Dispatch(pool, todo, on_error).run()
