@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..base.deprecated import renamed_argument
 from ..base.errors import ImageError, InputError
 from ..base.options import ExplainOptions
+from ..base.validate import split_loaded_model
 from ..core.result import Explanation
 from .recovery import check_on_error
 from .runner import Runner
@@ -44,8 +45,9 @@ def iter_explain(
         Images (anything :func:`sedc.explain` accepts) or zero-argument callables returning one
         (loaders: a loader's error is reported for that image only), each optionally wrapped in
         a :class:`sedc.scale.Task` that gives it its own mode, target, ... .
-    classifier : torch.nn.Module or callable
-        As for :func:`sedc.explain`. With ``devices``, a picklable ``nn.Module`` or a picklable
+    classifier : torch.nn.Module, callable or sedc.models.LoadedModel
+        As for :func:`sedc.explain` (a loaded model's class names are attached to every
+        result). With ``devices``, a picklable ``nn.Module`` or a picklable
         zero-argument factory returning one (each worker builds its own copy).
     segmentation : array, or sequence of arrays, optional
         The images' segments: one label map for all images, a list or tuple with one per image,
@@ -80,6 +82,22 @@ def iter_explain(
     (int, Explanation or ImageError)
     """
     segments = renamed_argument(explain_options, "segments", "segmentation", segmentation, stacklevel=4)
+    classifier, class_names = split_loaded_model(classifier)
+    results = _iter_backend(images, classifier, segments, segmenter=segmenter, on_error=on_error,
+                            window=window, prefetch_workers=prefetch_workers, devices=devices,
+                            ray_address=ray_address, device=device, options=options, **explain_options)
+    for index, result in results:
+        if isinstance(result, Explanation):
+            result.class_names = class_names
+        yield index, result
+
+
+def _iter_backend(images: Iterable[Any], classifier: Any, segments: Any, *, segmenter: Callable | None,
+                  on_error: str, window: int | None, prefetch_workers: int | None,
+                  devices: Sequence[Any] | str | None, ray_address: str | None, device: Any,
+                  options: ExplainOptions | None, **explain_options: Any
+                  ) -> Iterator[tuple[int, Explanation | ImageError]]:
+    """:func:`iter_explain` on the backend its arguments pick (one process, workers or Ray)."""
     check_on_error(on_error)
     settings = ExplainOptions.build(options, **explain_options)
     if ray_address is not None and devices is not None:
