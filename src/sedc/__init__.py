@@ -4,6 +4,7 @@
 >>> model = sedc.models.load()                                    # doctest: +SKIP
 >>> e = sedc.explain(photo, model.module)                         # doctest: +SKIP
 >>> print(model.class_names[e.original_class], "->", model.class_names[e.new_class], e.removed)  # doctest: +SKIP
+>>> sedc.explain(photo, model)           # in Jupyter: the figure, with the model's class names  # doctest: +SKIP
 """
 
 from importlib import import_module
@@ -27,6 +28,7 @@ __all__ = [
     "MODES",
     "ExplainOptions",
     "Explanation",
+    "Gallery",
     "ImageError",
     "InputError",
     "InputTypeError",
@@ -51,6 +53,7 @@ _LAZY = {
     "accelerate": ("sedc.models.runtime", "accelerate"),
     "segment": ("sedc.imaging.segmentation", "segment"),
     "plot": ("sedc.display.figure", "plot"),
+    "Gallery": ("sedc.display.notebook", "Gallery"),
     "explain_many": ("sedc.scale.many", "explain_many"),
     "iter_explain": ("sedc.scale.many", "iter_explain"),
     "models": ("sedc.models", None),

@@ -187,3 +187,27 @@ def classifier_device(classifier: Any, device: Any) -> torch.device:
         raise InputError(f"the classifier's parameters are on {own} but device is {dev}; move the "
                          f"model first (model.to({str(dev)!r})) or pass device={str(own)!r}")
     return dev
+
+
+def split_loaded_model(classifier: Any) -> tuple[Any, list[str] | None]:
+    """The module to run and the class names, when ``classifier`` is a loaded model.
+
+    A :class:`sedc.models.LoadedModel` (what :func:`sedc.models.load` returns) is recognised by
+    its shape, not its type (this layer sits below :mod:`sedc.models`): an object that is not
+    callable but has a ``module`` and ``class_names``. Anything else is returned unchanged,
+    with no names.
+
+    Parameters
+    ----------
+    classifier : Any
+        What the caller passed as the classifier.
+
+    Returns
+    -------
+    (classifier, class_names)
+        ``(loaded.module, list(loaded.class_names))`` for a loaded model, else ``(classifier, None)``.
+    """
+    if callable(classifier) or not hasattr(classifier, "module") or not hasattr(classifier, "class_names"):
+        return classifier, None
+    names = classifier.class_names
+    return classifier.module, None if names is None else [str(name) for name in names]

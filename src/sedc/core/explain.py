@@ -11,7 +11,7 @@ from typing import Any
 from ..base.deprecated import renamed_argument
 from ..base.options import ExplainOptions
 from ..base.outputs import eval_mode
-from ..base.validate import classifier_device
+from ..base.validate import classifier_device, split_loaded_model
 from .engine import evaluate_originals, finish, make_evaluator, make_job, run_jobs, use_channels_last
 from .result import Explanation
 
@@ -25,9 +25,12 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
     image : torch.Tensor, numpy.ndarray or PIL.Image.Image
         (C, H, W) or (1, C, H, W) tensor; (H, W, C) array, float in [0, 1] or uint8; or PIL image.
         The model sees exactly these pixels (wrap normalisation into the classifier).
-    classifier : torch.nn.Module or callable
+    classifier : torch.nn.Module, callable or sedc.models.LoadedModel
         Maps a (B, C, H, W) float tensor to (B, K) scores, used as returned (no softmax is added).
-        What it returns becomes scores by :func:`sedc.models.to_scores` (a tensor, ``.logits``,
+        A :class:`sedc.models.LoadedModel` (what :func:`sedc.models.load` returns; recognised as
+        an object that is not callable but has ``.module`` and ``.class_names``) runs its
+        ``.module`` and attaches its ``.class_names`` to the result, so figures and the notebook
+        display name the classes. What it returns becomes scores by :func:`sedc.models.to_scores` (a tensor, ``.logits``,
         a mapping's ``"logits"``, a tuple's first element). A module in training mode is
         evaluated in eval mode for this call and then restored exactly (with a ``UserWarning``
         when that changes what it computes).
@@ -51,7 +54,8 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
     Returns
     -------
     Explanation
-        The counterfactual (``found=False`` with the reason when none was found).
+        The counterfactual (``found=False`` with the reason when none was found); its
+        ``class_names`` are the loaded model's, or None for a plain module or callable.
 
     Raises
     ------
@@ -65,13 +69,17 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
     >>> model = sedc.models.load("efficientnet-lite0")          # doctest: +SKIP
     >>> e = sedc.explain(photo, model.module, mode="blur")      # doctest: +SKIP
     >>> e.removed, model.class_names[e.new_class]               # doctest: +SKIP
+    >>> e = sedc.explain(photo, model)       # the LoadedModel: e.class_names, e.plot() names them  # doctest: +SKIP
     """
     segmentation = renamed_argument(overrides, "segments", "segmentation", segmentation, stacklevel=3)
     options = ExplainOptions.build(options, **overrides)
+    classifier, class_names = split_loaded_model(classifier)
     dev = classifier_device(classifier, device)
     with eval_mode(classifier):  # a model in training mode: evaluated in eval mode, then restored
         evaluator = make_evaluator(classifier, dev, options)
         job = make_job(image, segmentation, options, dev, use_channels_last(options, classifier, dev))
         evaluate_originals([job], evaluator)
         run_jobs([job], evaluator)
-    return finish(job)
+    result = finish(job)
+    result.class_names = class_names
+    return result

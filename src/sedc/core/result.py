@@ -1,7 +1,8 @@
 """What a search returns: :class:`Explanation`.
 
-It sits above :mod:`sedc.display`, which draws it (``Explanation.plot``), and below the engine
-that makes it; the JSON form of a result (``to_dict``) follows :mod:`sedc.base.schema`.
+It sits above :mod:`sedc.display`, which draws it (``Explanation.plot``, and inline in Jupyter:
+``_repr_png_``, ``_repr_html_``), and below the engine that makes it; the JSON form of a result
+(``to_dict``) follows :mod:`sedc.base.schema`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,19 @@ class Explanation:
         (1, C, H, W) CPU tensor: the explained image.
     segmentation : numpy.ndarray
         (H, W) integer label map used by the search: the image's segments.
+    class_names : list of str or None
+        Names of the classifier's classes, attached when the classifier was a
+        :class:`sedc.models.LoadedModel`; :meth:`plot` and the notebook display use them when no
+        names are passed. Not part of :meth:`to_dict`, the repr or equality.
+
+    Notes
+    -----
+    In Jupyter an explanation shows itself: ``_repr_png_`` is the figure of :meth:`plot`
+    (rendered once, then cached; the cache is not a field and is not pickled), and
+    ``_repr_html_`` a card with the figure and the numbers (:func:`sedc.display.notebook.card_html`).
+    The card also lists every key of :meth:`to_dict` beyond the schema's explanation fields, so
+    results that later join the row (trust checks, for instance) appear there without a change
+    to the card.
     """
 
     removed: list[int]
@@ -77,6 +91,7 @@ class Explanation:
     explanation_image: np.ndarray = field(repr=False)
     image: torch.Tensor = field(repr=False)
     segmentation: np.ndarray = field(repr=False)
+    class_names: list[str] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The explanation's fields of a result row (:data:`sedc.base.schema.EXPLANATION_FIELDS`):
@@ -104,6 +119,39 @@ class Explanation:
         from ..display.figure import plot
 
         return plot(self, class_names, path=path, **kwargs)
+
+    def _repr_png_(self) -> bytes:
+        """The figure of :meth:`plot` as PNG bytes, for Jupyter (rendered once, then cached)."""
+        return self._png(self.class_names)
+
+    def _repr_html_(self) -> str:
+        """A compact card for Jupyter: the figure, the classes, the cost and the stop reason."""
+        from ..display.notebook import card_html
+
+        return card_html(self, self.class_names, self._png(self.class_names))
+
+    def _png(self, class_names: Sequence[str] | None) -> bytes:
+        """The figure as PNG bytes with ``class_names``; the last rendering is kept.
+
+        The cache lives in the instance's ``__dict__`` under ``_png_cache``, outside the
+        dataclass fields: equality, :meth:`to_dict` and :func:`dataclasses.fields` never see it,
+        and :meth:`__getstate__` leaves it out of pickles.
+        """
+        from ..display.figure import figure_png
+
+        key = None if class_names is None else tuple(class_names)
+        cached = self.__dict__.get(_PNG_CACHE)
+        if cached is None or cached[0] != key:
+            cached = (key, figure_png(self, class_names))
+            self.__dict__[_PNG_CACHE] = cached
+        return cached[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields, without the rendered figure (workers and caches pickle only the result)."""
+        return {name: value for name, value in self.__dict__.items() if name != _PNG_CACHE}
+
+
+_PNG_CACHE = "_png_cache"
 
 
 def _plain(value: Any) -> Any:

@@ -1,11 +1,13 @@
 """The explanation figure: original | removed regions | counterfactual.
 
 Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas, never pyplot, so
-plotting is thread-safe and needs no display. In Jupyter the returned figure shows inline.
+plotting is thread-safe, needs no display and leaves no global state. In Jupyter an explanation
+shows this figure itself (``Explanation._repr_png_``, from :func:`figure_png`).
 """
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,15 +24,16 @@ from ..models.labels import class_name
 
 _FIELDS = ("image", "segmentation", "mask", "perturbed_image", "removed", "original_class", "new_class")
 
-__all__ = ["plot", "summary"]
+__all__ = ["figure_png", "plot", "summary"]
 
 HIGHLIGHT = "#ff9f1c"      # outline and tint of the removed regions
 BOUNDARY = (1.0, 1.0, 0.85)  # segment boundaries on the original
 TITLE_SIZE = 11
 FOOTER_SIZE = 10
 PANEL_WIDTH = 4.0          # inches per panel
+NOTEBOOK_DPI = 80          # inline figures (Jupyter): 960 pixels wide, about 400 kB of PNG for a photo
 
-_STOP_TEXT = {
+STOP_TEXT = {
     "max_time": "time limit reached",
     "max_evals": "evaluation limit reached",
     "exhausted": "search exhausted",
@@ -54,7 +57,9 @@ def plot(explanation: Any, class_names: Sequence[str] | None = None, path: str |
     explanation : Explanation
         The result of a search.
     class_names : sequence of str or None
-        Class names indexed by class id; None (or an id past the end) writes ``"class 285"``.
+        Class names indexed by class id; None uses the explanation's own ``class_names`` (set when
+        it was explained with a :class:`sedc.models.LoadedModel`); without names (or for an id
+        past the end) the figure writes ``"class 285"``.
     path : str, pathlib.Path or None
         Also save the figure there (PNG unless the suffix names another matplotlib format).
     title : str or None
@@ -71,8 +76,8 @@ def plot(explanation: Any, class_names: Sequence[str] | None = None, path: str |
     class_names = renamed_argument(renamed, "labels", "class_names", class_names)
     if renamed:
         raise InputTypeError(f"plot() got unexpected keyword argument(s) {', '.join(sorted(renamed))}")
-    if not all(hasattr(explanation, name) for name in _FIELDS):
-        raise InputTypeError(f"explanation must be a sedc.Explanation; got {type(explanation).__name__}")
+    check_explanation(explanation)
+    class_names = names_of(explanation, class_names)
     if not isinstance(dpi, int) or isinstance(dpi, bool) or dpi < 1:
         raise InputError(f"dpi must be a positive int; got {dpi!r}")
     image = _rgb(explanation.image, "image")
@@ -93,6 +98,42 @@ def plot(explanation: Any, class_names: Sequence[str] | None = None, path: str |
     return fig
 
 
+def figure_png(explanation: Any, class_names: Sequence[str] | None = None, dpi: int = NOTEBOOK_DPI
+               ) -> bytes:
+    """The figure of :func:`plot` as PNG bytes (what Jupyter shows inline).
+
+    Rendered on the Agg canvas of a :class:`~matplotlib.figure.Figure` of its own: no pyplot, no
+    window, nothing left registered anywhere.
+
+    Parameters
+    ----------
+    explanation : Explanation
+    class_names : sequence of str or None
+        As for :func:`plot`.
+    dpi : int
+        Resolution of the PNG (default 80: 960 pixels wide).
+
+    Returns
+    -------
+    bytes
+    """
+    fig = plot(explanation, class_names, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.1, facecolor="white")
+    return buffer.getvalue()
+
+
+def check_explanation(explanation: Any) -> None:
+    """Refuse anything that does not have an explanation's fields (:class:`~sedc.InputTypeError`)."""
+    if not all(hasattr(explanation, name) for name in _FIELDS):
+        raise InputTypeError(f"explanation must be a sedc.Explanation; got {type(explanation).__name__}")
+
+
+def names_of(explanation: Any, class_names: Sequence[str] | None) -> Sequence[str] | None:
+    """``class_names`` if given, else the explanation's own (None when it has none)."""
+    return class_names if class_names is not None else getattr(explanation, "class_names", None)
+
+
 def summary(explanation: Any, class_names: Sequence[str] | None = None) -> str:
     """One sentence describing the explanation (the figure's footer).
 
@@ -100,6 +141,7 @@ def summary(explanation: Any, class_names: Sequence[str] | None = None) -> str:
     ----------
     explanation : Explanation
     class_names : sequence of str or None
+        As for :func:`plot` (None: the explanation's own).
 
     Returns
     -------
@@ -108,15 +150,16 @@ def summary(explanation: Any, class_names: Sequence[str] | None = None) -> str:
         (0.41) — 57 model evaluations"``.
     """
     e = explanation
+    class_names = names_of(e, class_names)
     method = "SEDC" if e.target is None else "SEDC-T"
     detail = e.mode if e.target is None else f"{e.mode}, target '{class_name(e.target, class_names)}'"
     head = f"{method} ({detail}): "
-    before = f"'{class_name(e.original_class, class_names)}' ({_score(e.original_score)})"
+    before = f"'{class_name(e.original_class, class_names)}' ({score_text(e.original_score)})"
     evals = f"{e.n_evaluations} model evaluation{'s' if e.n_evaluations != 1 else ''}"
     if not e.found:
-        stop = _STOP_TEXT.get(e.stop_reason, e.stop_reason)
+        stop = STOP_TEXT.get(e.stop_reason, e.stop_reason)
         return f"{head}no counterfactual found for {before} — {stop} after {evals}"
-    after = f"'{class_name(e.new_class, class_names)}' ({_score(e.new_score)})"
+    after = f"'{class_name(e.new_class, class_names)}' ({score_text(e.new_score)})"
     removed = f"removing {len(e.removed)} of {_regions(e.n_segments)}"
     return f"{head}{removed} changes {before} to {after} — {evals}"
 
@@ -130,7 +173,7 @@ def _draw_original(ax: Axes, image: np.ndarray, segmentation: np.ndarray, e: Any
     if segmentation.shape == image.shape[:2]:
         marked = mark_boundaries(image, segmentation, color=BOUNDARY, mode="inner")
         image = 0.65 * image + 0.35 * marked
-    _show(ax, image, f"Original: {class_name(e.original_class, class_names)} {_score(e.original_score)}")
+    _show(ax, image, f"Original: {class_name(e.original_class, class_names)} {score_text(e.original_score)}")
 
 
 def _draw_removed(ax: Axes, image: np.ndarray, segmentation: np.ndarray, mask: np.ndarray,
@@ -149,7 +192,7 @@ def _draw_removed(ax: Axes, image: np.ndarray, segmentation: np.ndarray, mask: n
 def _draw_counterfactual(ax: Axes, perturbed: np.ndarray, e: Any,
                          class_names: Sequence[str] | None) -> None:
     if e.found:
-        text = f"Counterfactual: {class_name(e.new_class, class_names)} {_score(e.new_score)}"
+        text = f"Counterfactual: {class_name(e.new_class, class_names)} {score_text(e.new_score)}"
     else:
         text = f"No counterfactual found ({e.stop_reason})"
     _show(ax, perturbed, text)
@@ -215,7 +258,8 @@ def _save(fig: Figure, path: Path, dpi: int) -> None:
     fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight", pad_inches=0.1, facecolor="white")
 
 
-def _score(value: float) -> str:
+def score_text(value: float) -> str:
+    """A score as shown: two decimals, or scientific notation below 0.01."""
     value = float(value)
     return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.1e}"
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..base.deprecated import renamed_argument
 from ..base.errors import ImageError, InputError
 from ..base.options import ExplainOptions
+from ..base.validate import split_loaded_model
 from ..core.result import Explanation
 from .recovery import check_on_error
 from .runner import Runner
@@ -46,10 +47,11 @@ def iter_explain(
         Images (anything :func:`sedc.explain` accepts) or zero-argument callables returning one
         (loaders: a loader's error is reported for that image only), each optionally wrapped in
         a :class:`sedc.scale.Task` that gives it its own mode, target, ... .
-    classifier : torch.nn.Module or callable
-        As for :func:`sedc.explain`. With ``devices`` or ``ray_address``, a picklable
-        ``nn.Module`` or a picklable zero-argument factory returning one, such as
-        :class:`sedc.models.ModelSpec` (each worker builds its own copy).
+    classifier : torch.nn.Module, callable or sedc.models.LoadedModel
+        As for :func:`sedc.explain` (a loaded model's class names are attached to every
+        result). With ``devices`` or ``ray_address``, a picklable ``nn.Module`` or a picklable
+        zero-argument factory returning one, such as :class:`sedc.models.ModelSpec` (each worker
+        builds its own copy).
     segmentation : array, or sequence of arrays, optional
         The images' segments: one label map for all images, a list or tuple with one per image,
         or None (``segmenter``, else quickshift). (``segments=``, its name before 0.2, still
@@ -88,6 +90,24 @@ def iter_explain(
     (int, Explanation or ImageError)
     """
     segments = renamed_argument(explain_options, "segments", "segmentation", segmentation, stacklevel=4)
+    classifier, class_names = split_loaded_model(classifier)
+    results = _iter_backend(images, classifier, segments, segmenter=segmenter, on_error=on_error,
+                            window=window, prefetch_workers=prefetch_workers, devices=devices,
+                            ray_address=ray_address, on_event=on_event, device=device, options=options,
+                            **explain_options)
+    for index, result in results:
+        if isinstance(result, Explanation):
+            result.class_names = class_names
+        yield index, result
+
+
+def _iter_backend(images: Iterable[Any], classifier: Any, segments: Any, *, segmenter: Callable | None,
+                  on_error: str, window: int | None, prefetch_workers: int | None,
+                  devices: Sequence[Any] | str | None, ray_address: str | None,
+                  on_event: Callable[[Any], None] | None, device: Any,
+                  options: ExplainOptions | None, **explain_options: Any
+                  ) -> Iterator[tuple[int, Explanation | ImageError]]:
+    """:func:`iter_explain` on the backend its arguments pick (one process, workers or Ray)."""
     check_on_error(on_error)
     settings = ExplainOptions.build(options, **explain_options)
     if ray_address is not None and devices is not None:
