@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.models import Cells
 from PIL import Image
 from skimage import data, transform
-from torch import nn
 
 import sedc
 from sedc import __version__
@@ -49,14 +49,6 @@ def save_photo(path: Path, name: str = "chelsea", size: int = 224) -> Path:
     photo = transform.resize(getattr(data, name)(), (size, size), anti_aliasing=True)
     Image.fromarray((photo * 255).round().astype(np.uint8)).save(path)
     return path
-
-
-class Cells(nn.Module):
-    """A tiny classifier that is easy to flip: class k is the brightness of grid cell 4k (3x3)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cells = nn.functional.adaptive_avg_pool2d(x.mean(1, keepdim=True), 3).flatten(1)
-        return 20 * cells[:, 0::4]
 
 
 FACTORY_MODULE = """
@@ -101,7 +93,7 @@ def small_images(tmp_path: Path) -> Path:
 @pytest.fixture()
 def scripted(tmp_path: Path) -> tuple[Path, Path]:
     model_file, labels_file = tmp_path / "tiny.pt", tmp_path / "labels.txt"
-    torch.jit.script(Cells()).save(str(model_file))
+    torch.jit.script(Cells(every=4)).save(str(model_file))  # 3 classes: cells 0, 4 and 8 of a 3 x 3 grid
     labels_file.write_text("\n".join(TINY_LABELS) + "\n", encoding="utf-8")
     return model_file, labels_file
 

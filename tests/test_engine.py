@@ -6,51 +6,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import RegionModel, grid_segments, load_photo, zeros_fill
+from helpers.images import grid_segments, zeros_fill
+from helpers.models import RegionModel, SeededConvNet, quadrants
 
 import sedc
 from sedc.core.perturbation import gaussian_blur, make_fill
-
-
-class TinyNet(torch.nn.Module):
-    """A random-weight conv net: (B, 3, H, W) -> (B, 5) logits."""
-
-    def __init__(self, classes: int = 5) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.head = torch.nn.Linear(8, classes)
-
-    def forward(self, x):
-        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
-
-
-class Quadrants(torch.nn.Module):
-    """Class k is ten times the mean brightness of quadrant k (row-major, 2 x 2): easy to flip.
-
-    On the 32 x 32 coffee photo the brightest quadrant is 1 (top right, scores 4.10, 5.38, 3.01,
-    2.98): darkening enough of it changes the class, so these searches really find something.
-    """
-
-    def forward(self, x):
-        return 10 * torch.nn.functional.adaptive_avg_pool2d(x.mean(1, keepdim=True), 2).flatten(1)
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return load_photo("coffee", 32)
-
-
-@pytest.fixture(scope="module")
-def seg32():
-    """16 cells: small enough that even an exhaustive search (2**16 sets) is never run by accident."""
-    return grid_segments(4, 4, cell=8)
-
-
-@pytest.fixture(scope="module")
-def seg4():
-    """4 cells: an exhaustive search costs at most 16 evaluations."""
-    return grid_segments(2, 2, cell=16)
+from sedc.imaging.samples import sample_photo
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -65,24 +26,24 @@ def seg4():
 ])
 def test_bad_images(image, error, match):
     with pytest.raises(error, match=match):
-        sedc.explain(image, TinyNet(), np.zeros((8, 8), np.int64))
+        sedc.explain(image, SeededConvNet(), np.zeros((8, 8), np.int64))
 
 
-def test_segments_shape_must_match_the_image(photo):
+def test_segments_shape_must_match_the_image(coffee32):
     with pytest.raises(ValueError, match=r"segments has shape \(16, 16\) but the image is 32x32"):
-        sedc.explain(photo, TinyNet(), np.zeros((16, 16), np.int64))
+        sedc.explain(coffee32, SeededConvNet(), np.zeros((16, 16), np.int64))
 
 
-def test_segments_must_be_integer_labels(photo):
+def test_segments_must_be_integer_labels(coffee32):
     with pytest.raises(ValueError, match="integer labels"):
-        sedc.explain(photo, TinyNet(), np.full((32, 32), 0.5))
+        sedc.explain(coffee32, SeededConvNet(), np.full((32, 32), 0.5))
     with pytest.raises(TypeError, match="segments must be"):
-        sedc.explain(photo, TinyNet(), [[0]])
+        sedc.explain(coffee32, SeededConvNet(), [[0]])
 
 
-def test_unknown_mode_lists_the_valid_ones(photo, seg32):
+def test_unknown_mode_lists_the_valid_ones(coffee32, seg32):
     with pytest.raises(ValueError, match=r"unknown mode 'gauss'.*'mean', 'blur', 'random', 'inpaint'"):
-        sedc.explain(photo, TinyNet(), seg32, mode="gauss")
+        sedc.explain(coffee32, SeededConvNet(), seg32, mode="gauss")
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -91,22 +52,22 @@ def test_unknown_mode_lists_the_valid_ones(photo, seg32):
     (lambda x: [0.1, 0.9], "returned a list whose first element is float; expected a tensor"),
     (lambda x: torch.zeros(x.shape[0], 1), "at least 2 classes"),
 ])
-def test_classifier_output_is_checked(photo, seg32, bad, match):
+def test_classifier_output_is_checked(coffee32, seg32, bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
-        sedc.explain(photo, bad, seg32)
+        sedc.explain(coffee32, bad, seg32)
 
 
-def test_target_is_checked(photo, seg32):
-    model = TinyNet()
-    predicted = int(model(torch.from_numpy(photo).permute(2, 0, 1)[None]).argmax())
+def test_target_is_checked(coffee32, seg32):
+    model = SeededConvNet()
+    predicted = int(model(torch.from_numpy(coffee32).permute(2, 0, 1)[None]).argmax())
     with pytest.raises(ValueError, match=r"class index in 0\.\.4; got 7"):
-        sedc.explain(photo, model, seg32, target=7)
+        sedc.explain(coffee32, model, seg32, target=7)
     with pytest.raises(ValueError, match="already the predicted class"):
-        sedc.explain(photo, model, seg32, target=predicted)
+        sedc.explain(coffee32, model, seg32, target=predicted)
     with pytest.raises(ValueError, match=">= 0"):
-        sedc.explain(photo, model, seg32, target=-1)
+        sedc.explain(coffee32, model, seg32, target=-1)
     with pytest.raises(TypeError, match="integer class index"):
-        sedc.explain(photo, model, seg32, target="tabby")
+        sedc.explain(coffee32, model, seg32, target="tabby")
 
 
 @pytest.mark.parametrize("option, value, error", [
@@ -114,16 +75,16 @@ def test_target_is_checked(photo, seg32):
     ("max_evals", 0, ValueError), ("max_evals", 2.5, TypeError),
     ("batch_size", 0, ValueError), ("batch_size", "big", TypeError), ("batch_size", True, TypeError),
 ])
-def test_limits_must_be_positive(photo, seg32, option, value, error):
+def test_limits_must_be_positive(coffee32, seg32, option, value, error):
     with pytest.raises(error, match=option):
-        sedc.explain(photo, TinyNet(), seg32, **{option: value})
+        sedc.explain(coffee32, SeededConvNet(), seg32, **{option: value})
 
 
-def test_device_mismatch_is_explained(photo, seg32):
+def test_device_mismatch_is_explained(coffee32, seg32):
     if torch.cuda.is_available():
         pytest.skip("needs a machine without CUDA")
     with pytest.raises(ValueError, match="CUDA is not available"):
-        sedc.explain(photo, TinyNet(), seg32, device="cuda")
+        sedc.explain(coffee32, SeededConvNet(), seg32, device="cuda")
 
 
 def test_validation_is_not_done_with_assert():
@@ -141,7 +102,7 @@ def test_validation_is_not_done_with_assert():
 
 # ---------------------------------------------------------------------------- fills
 def test_blur_equals_opencv():
-    image = load_photo("chelsea", 224)
+    image = sample_photo("chelsea", 224)
     ours = gaussian_blur(torch.from_numpy(image).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
     theirs = cv2.GaussianBlur(image, (31, 31), 0)
     assert np.abs(ours - theirs).max() < 1e-5
@@ -154,8 +115,8 @@ def test_blur_of_an_image_smaller_than_the_kernel_equals_opencv():
 
 
 @pytest.mark.parametrize("mode", sedc.MODES)
-def test_each_fill_has_the_right_shape_dtype_device_and_range(photo, seg32, mode):
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+def test_each_fill_has_the_right_shape_dtype_device_and_range(coffee32, seg32, mode):
+    image = torch.from_numpy(coffee32).permute(2, 0, 1)[None]
     fill = make_fill(image, torch.from_numpy(seg32), mode)
     assert fill.shape == image.shape and fill.dtype == torch.float32 and fill.device == image.device
     assert torch.isfinite(fill).all() and fill.min() >= 0 and fill.max() <= 1
@@ -168,30 +129,30 @@ def test_fills_equal_the_references_own(mode, tolerance):
     # The reference computes its fills itself (the original's code): two implementations agree.
     from sedc import reference
 
-    image = load_photo("chelsea", 48)
+    image = sample_photo("chelsea", 48)
     segments = grid_segments(6, 6, cell=8) * 3 + 5  # sparse labels
     ours = make_fill(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(segments), mode, seed=7)
     theirs = reference.fill_image(image, segments, mode, seed=7).astype(np.float32)
     np.testing.assert_allclose(ours[0].permute(1, 2, 0).numpy(), theirs, rtol=0, atol=tolerance)
 
 
-def test_mean_fill_is_the_per_channel_mean(photo, seg32):
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+def test_mean_fill_is_the_per_channel_mean(coffee32, seg32):
+    image = torch.from_numpy(coffee32).permute(2, 0, 1)[None]
     fill = make_fill(image, torch.from_numpy(seg32), "mean")
-    assert torch.allclose(fill[0, :, 5, 7], torch.from_numpy(photo.reshape(-1, 3).mean(0)), atol=1e-6)
+    assert torch.allclose(fill[0, :, 5, 7], torch.from_numpy(coffee32.reshape(-1, 3).mean(0)), atol=1e-6)
 
 
-def test_random_fill_is_reproducible_with_seed(photo, seg32):
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+def test_random_fill_is_reproducible_with_seed(coffee32, seg32):
+    image = torch.from_numpy(coffee32).permute(2, 0, 1)[None]
     seg = torch.from_numpy(seg32)
     assert torch.equal(make_fill(image, seg, "random", seed=3), make_fill(image, seg, "random", seed=3))
     assert not torch.equal(make_fill(image, seg, "random", seed=3), make_fill(image, seg, "random", seed=4))
-    a = sedc.explain(photo, TinyNet(), seg32, mode="random", seed=5, max_evals=100)
-    b = sedc.explain(photo, TinyNet(), seg32, mode="random", seed=5, max_evals=100)
+    a = sedc.explain(coffee32, SeededConvNet(), seg32, mode="random", seed=5, max_evals=100)
+    b = sedc.explain(coffee32, SeededConvNet(), seg32, mode="random", seed=5, max_evals=100)
     assert torch.equal(a.perturbed_image, b.perturbed_image) and a.segments == b.segments
 
 
-def test_custom_fill_callable_and_ready_fill(photo, seg32, seg4):
+def test_custom_fill_callable_and_ready_fill(coffee32, seg32, seg4):
     seen = {}
 
     def dark(image, segments):
@@ -199,10 +160,10 @@ def test_custom_fill_callable_and_ready_fill(photo, seg32, seg4):
         return torch.full_like(image, 0.2)
 
     # Quadrant 1 (5.38) filled with 0.2 scores 2.0, below quadrant 0 (4.10): one segment flips.
-    a = sedc.explain(photo, Quadrants(), seg4, mode=dark)
+    a = sedc.explain(coffee32, quadrants(), seg4, mode=dark)
     assert seen["args"] == ((1, 3, 32, 32), (32, 32)) and a.mode == "custom"
     assert a.found and a.segments == [1] and a.new_class == 0 and a.n_evaluations == 5
-    b = sedc.explain(photo, Quadrants(), seg4, mode=np.full((32, 32, 3), 0.2, np.float32))
+    b = sedc.explain(coffee32, quadrants(), seg4, mode=np.full((32, 32, 3), 0.2, np.float32))
     assert a.segments == b.segments and a.n_evaluations == b.n_evaluations
     for e in (a, b):
         assert torch.equal(e.perturbed_image[0, :, :16, 16:], torch.full((3, 16, 16), 0.2))
@@ -212,13 +173,13 @@ def test_custom_fill_callable_and_ready_fill(photo, seg32, seg4):
     with pytest.raises(ValueError, match=r"fill returned by bad\(\) has shape \(1, 3, 8, 8\)"):
         def bad(image, segments):
             return torch.zeros(1, 3, 8, 8)
-        sedc.explain(photo, TinyNet(), seg32, mode=bad)
+        sedc.explain(coffee32, SeededConvNet(), seg32, mode=bad)
 
 
 # ---------------------------------------------------------------------------- outputs
-def test_explanation_fields_and_seed_tuple(photo, seg32):
-    model = Quadrants()
-    e = sedc.explain(photo, model, seg32, mode="mean")
+def test_explanation_fields_and_seed_tuple(coffee32, seg32):
+    model = quadrants()
+    e = sedc.explain(coffee32, model, seg32, mode="mean")
     assert e.found and e.stop_reason == "found" and e.segments == [0, 2, 3]
     assert e.original_class == 1 and e.new_class == 0
     assert e.image.shape == (1, 3, 32, 32) and e.perturbed_image.shape == (1, 3, 32, 32)
@@ -227,8 +188,8 @@ def test_explanation_fields_and_seed_tuple(photo, seg32):
     hand[:8, :8] = hand[:8, 16:] = True
     assert e.mask.dtype == bool
     np.testing.assert_array_equal(e.mask, hand)
-    np.testing.assert_array_equal(e.explanation_image, np.where(hand[:, :, None], photo, 0))
-    mean = torch.from_numpy(photo.reshape(-1, 3).mean(0))
+    np.testing.assert_array_equal(e.explanation_image, np.where(hand[:, :, None], coffee32, 0))
+    mean = torch.from_numpy(coffee32.reshape(-1, 3).mean(0))
     torch.testing.assert_close(e.perturbed_image[0][:, torch.from_numpy(hand)],
                                mean[:, None].expand(3, int(hand.sum())))
     assert torch.equal(e.perturbed_image[0][:, torch.from_numpy(~hand)], e.image[0][:, torch.from_numpy(~hand)])
@@ -246,12 +207,12 @@ def test_explanation_fields_and_seed_tuple(photo, seg32):
     assert torch.equal(perturbation, e.perturbed_image)
 
 
-def test_seed_api_matches_explain(photo, seg4):
+def test_seed_api_matches_explain(coffee32, seg4):
     # Quadrant 1 filled with the image mean (3.87) falls below quadrant 0 (4.10): [1] flips to 0.
     # Noise (mean about 0.5) keeps quadrant 1 on top until quadrant 0 is filled too: [0, 1].
     # The random fill gives another perturbed image: a seed function that ignored mode would differ.
-    model = Quadrants()
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+    model = quadrants()
+    image = torch.from_numpy(coffee32).permute(2, 0, 1)[None]
     for mode, answer in (("mean", [1]), ("random", [0, 1])):
         e = sedc.explain(image, model, seg4, mode=mode)
         assert e.found and e.segments == answer and e.new_class == 0 and e.original_class == 1
@@ -263,8 +224,8 @@ def test_seed_api_matches_explain(photo, seg4):
             assert torch.equal(result[2], e.perturbed_image)
 
 
-def test_seed_helper_functions(photo, seg32):
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
+def test_seed_helper_functions(coffee32, seg32):
+    image = torch.from_numpy(coffee32).permute(2, 0, 1)[None]
     fill = sedc.create_perturbation_mask(image, seg32, "mean", torch.device("cpu"))
     perturbed = sedc.create_perturbed_image(image, fill, seg32, [0, 5])
     # cells 0 and 5 of the 4 x 4 grid of 8-pixel cells, by hand
@@ -275,14 +236,14 @@ def test_seed_helper_functions(photo, seg32):
     assert torch.equal(perturbed[0][:, ~inside], image[0][:, ~inside])
     mask = sedc.create_explanation_mask(image, seg32, [0, 5])
     assert mask.shape == (32, 32, 3)
-    np.testing.assert_array_equal(mask, np.where(hand[:, :, None], photo, 0))
+    np.testing.assert_array_equal(mask, np.where(hand[:, :, None], coffee32, 0))
 
 
-def test_numpy_uint8_pil_and_tensor_inputs_agree(photo, seg4):
+def test_numpy_uint8_pil_and_tensor_inputs_agree(coffee32, seg4):
     from PIL import Image
 
-    model = TinyNet()
-    as_uint8 = (photo * 255).round().astype(np.uint8)
+    model = SeededConvNet()
+    as_uint8 = (coffee32 * 255).round().astype(np.uint8)
     results = [sedc.explain(x, model, seg4, mode="mean") for x in (
         as_uint8, Image.fromarray(as_uint8), torch.from_numpy(as_uint8).permute(2, 0, 1),
         torch.from_numpy(as_uint8.astype(np.float32) / 255).permute(2, 0, 1))]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import RegionModel, grid_segments, zeros_fill
+from helpers.images import grid_segments, zeros_fill
+from helpers.models import RegionModel
 
 import sedc
 from sedc.core.evaluation import BatchSizer, Evaluator

@@ -6,21 +6,13 @@ import functools
 
 import numpy as np
 import pytest
-import torch
-from conftest import PHOTOS
-from tinymodels import (
-    ExitOnSentinel,
-    FailOnSentinel,
-    FailOnSentinelBatch,
-    TinyNet,
-    fail_loading,
-    grid,
-    load_array,
-    tiny_image,
-)
+from helpers.compare import alone, assert_same
+from helpers.images import fail_loading, grid, load_array, tiny_image
+from helpers.models import ExitOnSentinel, FailOnSentinel, FailOnSentinelBatch, TinyNet
 
 import sedc
 from sedc import ImageError
+from sedc.imaging.samples import DEMO_PHOTOS
 from sedc.scale import explain_many, iter_explain
 
 N_IMAGES = 4
@@ -28,26 +20,6 @@ N_IMAGES = 4
 
 def images(n: int = N_IMAGES) -> list[np.ndarray]:
     return [tiny_image(seed) for seed in range(n)]
-
-
-def alone(image, model=None, segments=None, **options) -> sedc.Explanation:
-    return sedc.explain(image, model or TinyNet(), grid() if segments is None else segments, **options)
-
-
-def assert_same(got, want) -> None:
-    """The search result of ``got`` (explain_many) equals ``want`` (explain)."""
-    assert isinstance(got, sedc.Explanation), got
-    assert got.segments == want.segments
-    assert got.found == want.found
-    assert got.original_class == want.original_class
-    assert got.new_class == want.new_class
-    assert got.n_evaluations == want.n_evaluations
-    assert got.stop_reason == want.stop_reason
-    assert got.n_segments == want.n_segments
-    np.testing.assert_array_equal(got.mask, want.mask)
-    np.testing.assert_array_equal(got.segmentation, want.segmentation)
-    torch.testing.assert_close(got.perturbed_image, want.perturbed_image)
-    assert got.new_score == pytest.approx(want.new_score, rel=1e-5, abs=1e-6)
 
 
 @pytest.mark.parametrize("batch_size", [1, "auto"])
@@ -147,8 +119,8 @@ def test_worker_that_dies_loses_only_its_image():
 
 @pytest.mark.slow
 def test_real_model_on_photos(real_model, photos):
-    """The four scikit-image photos (quickshift segments, conftest) with EfficientNet-Lite0."""
-    images_, segs = zip(*(photos[name] for name in PHOTOS))
+    """The four demo photos (quickshift segments, the ``photos`` fixture) with EfficientNet-Lite0."""
+    images_, segs = zip(*(photos[name] for name in DEMO_PHOTOS))
     results = explain_many(list(images_), real_model.module, list(segs), mode="mean")
     for image, seg, got in zip(images_, segs, results):
         assert_same(got, sedc.explain(image, real_model.module, seg, mode="mean"))

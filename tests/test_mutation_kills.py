@@ -1,25 +1,21 @@
 """Tests written to kill mutants that survived ``make mutation`` (docs/mutation.md).
 
 Each test names what it pins down; the answers are computed by hand on the score tables of
-tests/scoretable.py (one pixel row, one model, exact multiples of 1/8).
+tests/helpers/scoretable.py (one pixel row, one model, exact multiples of 1/8).
 """
 
 from __future__ import annotations
 
+import helpers.scoretable as tb
 import numpy as np
 import pytest
-import scoretable as tb
 import torch
+from helpers.images import coffee, grid_segments, zeros_fill
+from helpers.models import AnyChangeFlips, ChangedIsClass1, RegionModel
+from helpers.scoretable import SEG3, flip_on_segment_1
 
 import sedc
 from sedc.core.perturbation import random_fill_array
-
-SEG3 = np.array([[0, 0, 1, 1, 2, 2]], dtype=np.int64)  # three segments of two pixels
-
-
-def flip_on_segment_1() -> tb.TableModel:
-    """Removing segment 1 (pixels 2, 3) moves class 1 from 0.5 to 1.5 over class 0's 1.0."""
-    return tb.TableModel([tb.table_from([1.0, 0.5], [[0, 0], [0, 0], [0, 0.5], [0, 0.5], [0, 0], [0, 0]])])
 
 
 # ---------------------------------------------------------------------------- compat.py
@@ -40,7 +36,7 @@ def test_compat_helpers_by_hand():
     # the segments reach the fill (harmonic and inpainting fills need them)
     from sedc.core.perturbation import make_fill
 
-    photo = torch.from_numpy(_photo(8, 12)).permute(2, 0, 1)[None]
+    photo = torch.from_numpy(coffee(8, 12)).permute(2, 0, 1)[None]
     seg = np.kron(np.arange(6).reshape(2, 3), np.ones((4, 4), np.int64))
     torch.testing.assert_close(sedc.create_perturbation_mask(photo, seg, "harmonic"),
                                make_fill(photo, torch.from_numpy(seg), "harmonic"))
@@ -65,8 +61,6 @@ def test_seed_api_by_hand_uses_its_mode_and_batch_size(api):
 
 
 def test_compat_defaults_mode_mean_seed_0_and_batch_size_8():
-    from conftest import RegionModel, grid_segments, zeros_fill
-
     image = tb.image(3)
     torch.testing.assert_close(sedc.create_perturbation_mask(image, SEG3), image, rtol=0, atol=0)
     np.testing.assert_array_equal(sedc.create_perturbation_mask(image, SEG3, "random")[0].permute(1, 2, 0).numpy(),
@@ -117,19 +111,13 @@ def test_batch_sizer_shrink():
 
 
 # ---------------------------------------------------------------------------- perturbation.py
-def _photo(height=32, width=32):
-    from conftest import load_photo
-
-    return load_photo("coffee", max(height, width))[:height, :width]
-
-
 @pytest.mark.parametrize("shape", [(32, 32), (15, 20), (20, 15), (10, 10)])
 def test_blur_fill_equals_opencv_at_every_size(shape):
     import cv2
 
     from sedc.core.perturbation import gaussian_blur, make_fill
 
-    photo = _photo(*shape)
+    photo = coffee(*shape)
     image = torch.from_numpy(photo).permute(2, 0, 1)[None]
     seg = torch.zeros(shape, dtype=torch.int64)
     fill = make_fill(image, seg, "blur")
@@ -145,7 +133,7 @@ def test_blur_fill_equals_opencv_at_every_size(shape):
 def test_blur_kernel_size_is_checked():
     from sedc.core.perturbation import gaussian_blur
 
-    image = torch.from_numpy(_photo()).permute(2, 0, 1)[None]
+    image = torch.from_numpy(coffee()).permute(2, 0, 1)[None]
     torch.testing.assert_close(gaussian_blur(image, 1), image)  # a 1x1 kernel changes nothing
     assert gaussian_blur(image, 3).shape == image.shape
     for ksize in (0, 2, -1, 4):
@@ -158,7 +146,7 @@ def test_inpainting_fills_are_the_named_method(mode):
     from sedc.core.perturbation import make_fill
     from sedc.imaging.inpaint import harmonic_inpaint, opencv_inpaint
 
-    photo = _photo()
+    photo = coffee()
     image = torch.from_numpy(photo).permute(2, 0, 1)[None]
     seg = np.kron(np.arange(16).reshape(4, 4), np.ones((8, 8), np.int64)) * 3 + 5  # labels 5, 8, ...
     fill = make_fill(image, torch.from_numpy(seg), mode)
@@ -175,18 +163,6 @@ def test_inpainting_fills_are_the_named_method(mode):
 
 
 # ---------------------------------------------------------------------------- reference.py
-class ChangedIsClass1(torch.nn.Module):
-    """Class 0 for the image it was made with, class 1 for any changed one."""
-
-    def __init__(self, image: np.ndarray) -> None:
-        super().__init__()
-        self.original = torch.from_numpy(image).permute(2, 0, 1)[None]
-
-    def forward(self, x):
-        changed = (x != self.original).flatten(1).any(dim=1).float()
-        return torch.stack([1 - changed, changed], dim=1)
-
-
 def test_reference_defaults_and_pass_through():
     from sedc import reference
     from sedc.core.perturbation import gaussian_blur
@@ -232,7 +208,7 @@ def test_reference_fills_equal_the_engines(mode):
     from sedc import reference
     from sedc.core.perturbation import make_fill
 
-    photo = _photo(24, 20)
+    photo = coffee(24, 20)
     image = torch.from_numpy(photo).permute(2, 0, 1)[None]
     seg = np.kron(np.arange(12).reshape(4, 3), np.ones((6, 7), np.int64))[:24, :20] * 2 + 1
     seen = []
@@ -352,7 +328,7 @@ def test_reference_targeted_priority_by_hand():
 def test_reference_fill_arrays_and_callables_are_float32_of_the_image_shape():
     from sedc import reference
 
-    photo = _photo(8, 6)[:, :, :1]  # one channel: (8, 6, 1)
+    photo = coffee(8, 6)[:, :, :1]  # one channel: (8, 6, 1)
     seg = np.zeros((8, 6), np.int64)
     flat = np.linspace(0, 1, 48).reshape(8, 6)  # float64, (H, W): reshaped to (H, W, 1)
     for mode in (flat, lambda image, segments: flat):
@@ -449,12 +425,6 @@ def test_elapsed_ends_when_the_search_ends_not_when_the_result_is_built():
 def test_explain_random_fill_uses_seed_0_by_default_and_float32_outputs():
     table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
     seg = np.arange(4)[None]
-
-    class AnyChangeFlips(torch.nn.Module):
-        def forward(self, x):
-            changed = (x[:, 0] != 1).flatten(1).any(dim=1).float()
-            return torch.stack([1 - changed, changed], dim=1)
-
     e = sedc.explain(tb.image(0, 4), AnyChangeFlips(), seg, mode="random")
     noise = random_fill_array(1, 4, 2, 0)
     assert e.segments == [0]
@@ -470,22 +440,9 @@ def test_target_equal_to_the_number_of_classes_is_refused():
 
 
 def test_explain_passes_seed_and_channels_last_on():
-    class AnyChangeFlips(torch.nn.Module):
-        def __init__(self, conv=True):
-            super().__init__()
-            if conv:
-                self.conv = torch.nn.Conv2d(2, 1, 1)  # makes channels_last="auto" choose channels-last
-            self.layouts = []
-
-        def forward(self, x):
-            if x.shape[0] > 1:  # (a batch of one is contiguous in both layouts)
-                self.layouts.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
-            changed = (x[:, 0] != 1).flatten(1).any(dim=1).float()
-            return torch.stack([1 - changed, changed], dim=1)
-
     image = torch.ones(1, 2, 2, 2)
     seg = np.arange(4).reshape(2, 2)
-    e = sedc.explain(image, AnyChangeFlips(), seg, mode="random", seed=5)
+    e = sedc.explain(image, AnyChangeFlips(conv=True), seg, mode="random", seed=5)
     np.testing.assert_array_equal(e.perturbed_image[0, :, 0, 0].numpy(), random_fill_array(2, 2, 2, 5)[0, 0])
     for option, conv, want in (("auto", True, True), ("auto", False, False), (True, False, True),
                                (False, True, False)):
@@ -497,7 +454,7 @@ def test_explain_passes_seed_and_channels_last_on():
 def test_no_segments_means_the_papers_quickshift_and_mode_names():
     from sedc.imaging.segmentation import segment
 
-    photo = _photo(32, 32)
+    photo = coffee(32, 32)
     model = flip_on_segment_1()  # any model: only the segmentation and the mode's name matter here
 
     def first_channels(x):

@@ -1,11 +1,13 @@
-"""Search mechanics on tiny models whose answers are computed by hand (see conftest.RegionModel)."""
+"""Search mechanics on tiny models whose answers are computed by hand (``helpers.models.RegionModel``
+and ``LookupModel``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import RegionModel, grid_segments, zeros_fill
+from helpers.images import grid_segments, zeros_fill
+from helpers.models import LookupModel, RegionModel
 
 import sedc
 from sedc import reference
@@ -175,24 +177,6 @@ def test_a_limit_mid_step_keeps_the_counterfactual_already_scored(batch_size):
 
 
 # ---------------------------------------------------------------------------- the worked example
-class TableModel(torch.nn.Module):
-    """Scores looked up by the set of removed cells (image all ones, fill all zeros).
-
-    A set missing from ``table`` raises: the search must never evaluate it.
-    """
-
-    def __init__(self, segments: np.ndarray, table: dict) -> None:
-        super().__init__()
-        self.inner = RegionModel(segments, np.zeros((len(np.unique(segments)), 1), np.float32),
-                                 np.zeros(1, np.float32))
-        self.table = {frozenset(k): v for k, v in table.items()}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.inner.calls.clear()
-        self.inner(x)
-        return torch.tensor([self.table[s] for s in self.inner.removed_sets()], dtype=torch.float32)
-
-
 WORKED = {  # docs/algorithm.md, "Worked example": (cat, dog, fox) per removed set
     (): (0.90, 0.06, 0.04),
     (0,): (0.70, 0.20, 0.10), (1,): (0.60, 0.30, 0.10), (2,): (0.80, 0.10, 0.10), (3,): (0.60, 0.25, 0.15),
@@ -203,20 +187,20 @@ WORKED = {  # docs/algorithm.md, "Worked example": (cat, dog, fox) per removed s
 
 @pytest.mark.parametrize("batch_size", [1, 2, 4, 64])
 def test_the_worked_example_of_the_docs(batch_size):
-    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size)
+    e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size)
     assert e.found and e.segments == [2, 3] and e.new_class == 2 and e.stop_reason == "found"
     assert e.new_score == pytest.approx(0.45) and e.original_class_score == pytest.approx(0.20)
     assert e.n_evaluations == 10
-    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=9)
+    e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=9)
     assert e.found and e.segments == [0, 3] and e.new_class == 1 and e.stop_reason == "max_evals"
-    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=8)
+    e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=8)
     assert not e.found and e.stop_reason == "max_evals"
-    pruned = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, prune=True)
+    pruned = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, prune=True)
     assert pruned.segments == [2, 3] and pruned.n_evaluations == 10
 
 
 def test_the_reference_on_the_worked_example():
-    ref = reference.sedc(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(TableModel(SEG, WORKED)), SEG,
+    ref = reference.sedc(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(LookupModel(SEG, WORKED)), SEG,
                          np.zeros((8, 8, 1), np.float32))
     assert ref.found and ref.segments_in_explanation == [3, 2] and ref.new_class == 2
     assert ref.n_evaluations == 11  # {1,3} is scored again as a child of {3}
