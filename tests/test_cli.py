@@ -14,12 +14,10 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from helpers.cli import SRC, TINY_LABELS, cli_env, rows, save_photo, sedc_cli
 from helpers.models import Cells
-from PIL import Image
-from skimage import data, transform
 
 import sedc
 from sedc import __version__
@@ -30,26 +28,6 @@ from sedc.imaging.segmentation import segment
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
 
 CATS = {"Egyptian cat", "tabby", "tiger cat"}
-TINY_LABELS = ["apple", "banana", "cherry"]
-
-
-def sedc_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300
-             ) -> subprocess.CompletedProcess:
-    """Run ``python -m sedc ARGS`` and capture its output."""
-    return subprocess.run([sys.executable, "-m", "sedc", *map(str, args)], capture_output=True,
-                          text=True, env=cli_env() if env is None else env, timeout=timeout)
-
-
-def rows(out: Path) -> list[dict]:
-    lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def save_photo(path: Path, name: str = "chelsea", size: int = 224) -> Path:
-    photo = transform.resize(getattr(data, name)(), (size, size), anti_aliasing=True)
-    Image.fromarray((photo * 255).round().astype(np.uint8)).save(path)
-    return path
-
 
 FACTORY_MODULE = """
 import torch
@@ -65,20 +43,6 @@ class Cells5(nn.Module):
 def build():
     return Cells5()
 """
-
-
-SRC = Path(__file__).resolve().parents[1] / "src"  # the code under test
-
-
-def cli_env(*paths: str | Path, **extra: str) -> dict[str, str]:
-    """The subprocess environment: the tree's ``src`` (then ``paths``) first on PYTHONPATH, ahead
-    of what was there, so that the subprocess runs the code under test and not an installed sedc;
-    and one intra-op thread: on a busy shared CPU, oversubscribed OpenMP threads make PyTorch many
-    times slower (measured: 3 vs 75 evaluations in 5 s)."""
-    python_path = [str(SRC), *map(str, paths)]
-    if os.environ.get("PYTHONPATH"):
-        python_path.append(os.environ["PYTHONPATH"])
-    return {**os.environ, "OMP_NUM_THREADS": "1", **extra, "PYTHONPATH": os.pathsep.join(python_path)}
 
 
 @pytest.fixture()

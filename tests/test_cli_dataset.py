@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.cli import TINY_LABELS, rows, save_photo, sedc_cli
 from helpers.models import Cells
 from PIL import Image
-from test_cli import TINY_LABELS, rows, save_photo, sedc_cli
 
 from sedc.cli import main
 

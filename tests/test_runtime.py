@@ -304,7 +304,7 @@ def test_worker_processes_reopen_the_session():
 
 
 def test_benchmark_rows_on_onnxruntime_give_the_originals_answers():
-    from test_benchmark import tiny_context
+    from helpers.bench import tiny_context
 
     from sedc.benchmark import cases, measure
 

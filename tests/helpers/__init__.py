@@ -11,6 +11,10 @@ scoretable
 compare
     :func:`~helpers.compare.assert_same` and :func:`~helpers.compare.alone`: a many-image result
     against ``sedc.explain`` on that image alone.
+cli
+    Running ``python -m sedc`` in a subprocess on the code under test, reading its rows.
+bench
+    A benchmark context small enough for unit tests.
 raycluster
     A real two-node Ray cluster on this machine (``ray start`` twice, loopback).
 browser

@@ -21,25 +21,29 @@ Random-weight networks (the answer is whatever the search finds; tests compare t
 Models whose answers are worked out by hand
     :class:`Cells`, :func:`quadrants`
         Class k is a multiple of the brightness of one grid cell: easy to flip (the explain,
-        fill and seed tests on the coffee photo, the command line's TorchScript file).
+        fill and seed tests on the coffee photo; ``Cells(every=4)``, three classes, is the
+        TorchScript file of the command-line tests).
     :class:`HandshakeCells`, :func:`handshake_cells`
         :class:`Cells` that can hold its node's batch while a test kills the node (two-node Ray).
     :class:`RegionModel`
         Scores linear (plus pair terms) in the removed fraction of each cell of an all-ones
-        image: the hand-computed searches (test_search, test_evaluation, test_reference).
+        image: the hand-computed searches (test_search, test_evaluation, test_engine, test_seed).
     :class:`LookupModel`
         Scores looked up by the set of removed cells; a set missing from the table raises (the
         worked example of docs/algorithm.md).
     :class:`ChangedIsClass1`, :class:`AnyChangeFlips`
         Flip to class 1 as soon as anything changes (the reference's and explain's defaults).
+    :class:`StripeModel`, :func:`stripe_model`
+        Class 0 is the redness of the left stripe: the benchmark's tiny context
+        (:func:`helpers.bench.tiny_context`).
 
 Elsewhere: exact score tables live in :mod:`helpers.scoretable` (a different tool: scores are
 sums of multiples of 1/8, one table per image id). Models that exist to exercise one feature stay
 beside their test: ONNX-export edge cases (``test_runtime``, ``test_model_specs``), output
 wrappers (``test_model_specs.Wrapped``), instrumented subclasses (``test_evaluation.OomAbove``,
-``test_engine.SlowTable``), the deliberately unpicklable ``Local`` of ``test_many``, the
-benchmark's ``StripeModel``, and factory modules written as text into a temporary folder (the
-``package.module:factory`` tests of ``test_cli`` and ``test_cli_runtime``).
+``test_engine.SlowTable``), the deliberately unpicklable ``Local`` of ``test_many``, and factory
+modules written as text into a temporary folder (the ``package.module:factory`` tests of
+``test_cli``, ``test_cli_runtime`` and ``test_model_specs``).
 """
 
 from __future__ import annotations
@@ -194,6 +198,30 @@ class SeededConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+class StripeModel(nn.Module):
+    """Two classes: class 0 scores the redness of the four left columns, class 1 is a constant.
+
+    The photo of :func:`helpers.bench.tiny_context` is red there, so removing the first stripe
+    flips the class at once: every search ends after a handful of evaluations.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))
+        self.bias = nn.Parameter(torch.tensor([0.0, 0.5]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left = self.conv(x)[:, 0, :, :4].mean(dim=(1, 2))
+        return torch.stack([left, torch.zeros_like(left)], dim=1) + self.bias
+
+
+def stripe_model() -> nn.Module:
+    """A :class:`StripeModel` in eval mode."""
+    return StripeModel().eval()
 
 
 # ---------------------------------------------------------------------------- worked by hand
