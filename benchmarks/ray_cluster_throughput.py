@@ -2,7 +2,7 @@
 
 Both sides use the whole machine: the single process gets every core (torch threads), the
 cluster gets two nodes of ``--cpus-per-node`` CPUs each (``ray start`` twice on this machine,
-loopback only, see ``tests/raycluster.py``), one actor per node. Rounds are interleaved
+loopback only, see ``tests/helpers/raycluster.py``), one actor per node. Rounds are interleaved
 (single, cluster, cluster, single, ...) so that both see the same machine load; each run is the
 whole command, as a user times it (Python start-up, model load, joining Ray and starting the
 actors included), timed from outside. Every round checks that the answers are identical.
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the two-node cluster helper of the tests
 
-from raycluster import TwoNodeCluster, clean_env  # noqa: E402
+from helpers.raycluster import TwoNodeCluster, clean_env  # noqa: E402
 
 PHOTOS = ("astronaut", "rocket", "coffee", "chelsea")  # 34, 70, 183, 343 evaluations
 
@@ -60,7 +60,7 @@ def run(images: Path, out: Path, extra: list[str], env: dict[str, str], max_time
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    return seconds, {r["image"]: (r["segments"], r["new_class"], r["n_evaluations"]) for r in rows}
+    return seconds, {r["image"]: (r["removed"], r["new_class"], r["n_evaluations"]) for r in rows}
 
 
 def machine() -> str:

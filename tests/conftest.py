@@ -1,12 +1,11 @@
-"""Shared fixtures: the real model, the real photos, and small hand-computable models."""
+"""Shared fixtures: the export cache, the real model, the demo photos and the oracle's answers on
+them, and the 32 x 32 coffee photo with its grids. Helpers (models, images, score tables) live in
+the ``helpers`` package (see ``tests/helpers/__init__.py``)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
-
-PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
+from helpers.images import coffee, grid_segments
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,22 +32,15 @@ def real_model():
     return sedc.models.load("efficientnet-lite0", device="cpu")
 
 
-def load_photo(name: str, size: int = 224) -> np.ndarray:
-    """A scikit-image sample photo as (size, size, 3) float32 in [0, 1]."""
-    from skimage import data, transform
-
-    image = transform.resize(getattr(data, name)(), (size, size), anti_aliasing=True)
-    return np.clip(image, 0, 1).astype(np.float32)
-
-
 @pytest.fixture(scope="session")
 def photos():
-    """name -> (image, quickshift segments) for the four photos, quickshift as in the paper."""
+    """name -> (image, quickshift segments) for the four demo photos, quickshift as in the paper."""
+    from sedc.imaging.samples import DEMO_PHOTOS, sample_photo
     from sedc.imaging.segmentation import segment
 
     out = {}
-    for name in PHOTOS:
-        image = load_photo(name)
+    for name in DEMO_PHOTOS:
+        image = sample_photo(name)
         out[name] = (image, segment(image, "quickshift"))
     return out
 
@@ -69,48 +61,19 @@ def oracle(real_model, photos):
     return get
 
 
-class RegionModel(torch.nn.Module):
-    """A tiny classifier whose scores are linear in how much of each grid cell is removed.
-
-    The image is all ones and the fill all zeros, so cell j's "removed fraction" is
-    ``1 - mean(cell j)``. Scores: ``base + removed @ weights`` (shape (B, K)), plus, when
-    ``pairs`` (N, N, K) is given, the interaction ``removed_i * removed_j * pairs[i, j]``.
-    """
-
-    def __init__(self, segments: np.ndarray, weights: np.ndarray, base: np.ndarray,
-                 pairs: np.ndarray | None = None) -> None:
-        super().__init__()
-        labels = np.unique(segments)
-        onehot = (segments[None] == labels[:, None, None]).astype(np.float32)
-        onehot /= onehot.sum(axis=(1, 2), keepdims=True)
-        self.register_buffer("cells", torch.from_numpy(onehot))
-        self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32))
-        self.register_buffer("base", torch.as_tensor(base, dtype=torch.float32))
-        n, k = self.weights.shape
-        pairs = np.zeros((n, n, k)) if pairs is None else pairs
-        self.register_buffer("pairs", torch.as_tensor(pairs, dtype=torch.float32))
-        self.calls: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.calls.append(x.detach().clone())
-        kept = torch.einsum("bhw,nhw->bn", x[:, 0], self.cells)
-        removed = 1 - kept
-        return self.base + removed @ self.weights + torch.einsum("bi,bj,ijk->bk", removed, removed, self.pairs)
-
-    def removed_sets(self) -> list[frozenset]:
-        """The set of removed cells of every image the model saw, in order."""
-        out = []
-        for batch in self.calls:
-            kept = torch.einsum("bhw,nhw->bn", batch[:, 0], self.cells)
-            out.extend(frozenset(np.flatnonzero(row < 0.5).tolist()) for row in kept.numpy())
-        return out
+@pytest.fixture(scope="module")
+def coffee32():
+    """The coffee photo at 32 x 32, (32, 32, 3) float32."""
+    return coffee(32, 32)
 
 
-def grid_segments(rows: int, cols: int, cell: int = 4) -> np.ndarray:
-    """A rows x cols grid of square cells, labels 0..rows*cols-1."""
-    return np.kron(np.arange(rows * cols).reshape(rows, cols), np.ones((cell, cell), dtype=np.int64))
+@pytest.fixture(scope="module")
+def seg32():
+    """16 cells: small enough that even an exhaustive search (2**16 sets) is never run by accident."""
+    return grid_segments(4, 4, cell=8)
 
 
-def zeros_fill(image: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-    """Custom fill: black."""
-    return torch.zeros_like(image)
+@pytest.fixture(scope="module")
+def seg4():
+    """4 cells: an exhaustive search costs at most 16 evaluations."""
+    return grid_segments(2, 2, cell=16)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from helpers.bench import tiny_context
+from helpers.models import stripe_model
 from torch import nn
 
 from sedc.benchmark import Answer, RunRecord, cases, measure, report
@@ -147,31 +147,8 @@ def test_nondeterministic_baseline_and_capped_runs():
 # TimedModel and a fast end-to-end run of the comparison case with a tiny model
 # --------------------------------------------------------------------------------------------
 
-class StripeModel(nn.Module):
-    """Two classes: class 0 scores the redness of the four left columns, class 1 is a constant.
-
-    The photo of :func:`tiny_context` is red there, so removing the first stripe flips the class
-    at once: every search ends after a handful of evaluations.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 1, 1, bias=False)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))
-        self.bias = nn.Parameter(torch.tensor([0.0, 0.5]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        left = self.conv(x)[:, 0, :, :4].mean(dim=(1, 2))
-        return torch.stack([left, torch.zeros_like(left)], dim=1) + self.bias
-
-
-def tiny_model() -> nn.Module:
-    return StripeModel().eval()
-
-
 def test_timed_model_is_a_transparent_module():
-    inner = tiny_model()
+    inner = stripe_model()
     timed = measure.TimedModel(inner)
     assert isinstance(timed, nn.Module)
     assert [p.data_ptr() for p in timed.parameters()] == [p.data_ptr() for p in inner.parameters()]
@@ -183,21 +160,6 @@ def test_timed_model_is_a_transparent_module():
     assert (timed.calls, timed.rows) == (2, 4) and timed.seconds > 0
     timed.reset()
     assert (timed.calls, timed.rows, timed.seconds) == (0, 0, 0.0)
-
-
-def tiny_context(implementations):
-    array = np.zeros((24, 24, 3), np.float32)
-    array[:, :, 1] = np.linspace(0, 0.3, 24)[None, :]
-    array[:, :, 2] = np.linspace(0, 0.3, 24)[:, None]
-    array[:, :4, 0] = 1.0
-    segments = np.repeat(np.arange(6), 4)[None, :].repeat(24, axis=0)  # 6 vertical stripes
-    args = argparse.Namespace(images=None, scaling_max_evals=6, scaling_explain_max_evals=None,
-                              scaling_segments=[4, 8], throughput_repeats=1, throughput_max_time=30.0,
-                              throughput_images=16)
-    return measure.Context(args=args, device=torch.device("cpu"), model_name="tiny", labels=["red", "other"],
-                      input_size=24, models={"default": measure.TimedModel(tiny_model())},
-                      photos=[measure.Photo("stripes", array, segments)], modes=["mean"],
-                      implementations=implementations, repeats=2, warmup_rounds=1, out=io.StringIO())
 
 
 def test_comparison_case_end_to_end_with_tiny_model(monkeypatch):

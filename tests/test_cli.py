@@ -14,12 +14,10 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage import data, transform
-from torch import nn
+from helpers.cli import SRC, TINY_LABELS, cli_env, rows, save_photo, sedc_cli
+from helpers.models import Cells
 
 import sedc
 from sedc import __version__
@@ -30,34 +28,6 @@ from sedc.imaging.segmentation import segment
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
 
 CATS = {"Egyptian cat", "tabby", "tiger cat"}
-TINY_LABELS = ["apple", "banana", "cherry"]
-
-
-def sedc_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 300
-             ) -> subprocess.CompletedProcess:
-    """Run ``python -m sedc ARGS`` and capture its output."""
-    return subprocess.run([sys.executable, "-m", "sedc", *map(str, args)], capture_output=True,
-                          text=True, env=cli_env() if env is None else env, timeout=timeout)
-
-
-def rows(out: Path) -> list[dict]:
-    lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def save_photo(path: Path, name: str = "chelsea", size: int = 224) -> Path:
-    photo = transform.resize(getattr(data, name)(), (size, size), anti_aliasing=True)
-    Image.fromarray((photo * 255).round().astype(np.uint8)).save(path)
-    return path
-
-
-class Cells(nn.Module):
-    """A tiny classifier that is easy to flip: class k is the brightness of grid cell 4k (3x3)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cells = nn.functional.adaptive_avg_pool2d(x.mean(1, keepdim=True), 3).flatten(1)
-        return 20 * cells[:, 0::4]
-
 
 FACTORY_MODULE = """
 import torch
@@ -75,20 +45,6 @@ def build():
 """
 
 
-SRC = Path(__file__).resolve().parents[1] / "src"  # the code under test
-
-
-def cli_env(*paths: str | Path, **extra: str) -> dict[str, str]:
-    """The subprocess environment: the tree's ``src`` (then ``paths``) first on PYTHONPATH, ahead
-    of what was there, so that the subprocess runs the code under test and not an installed sedc;
-    and one intra-op thread: on a busy shared CPU, oversubscribed OpenMP threads make PyTorch many
-    times slower (measured: 3 vs 75 evaluations in 5 s)."""
-    python_path = [str(SRC), *map(str, paths)]
-    if os.environ.get("PYTHONPATH"):
-        python_path.append(os.environ["PYTHONPATH"])
-    return {**os.environ, "OMP_NUM_THREADS": "1", **extra, "PYTHONPATH": os.pathsep.join(python_path)}
-
-
 @pytest.fixture()
 def small_images(tmp_path: Path) -> Path:
     folder = tmp_path / "images"
@@ -101,7 +57,7 @@ def small_images(tmp_path: Path) -> Path:
 @pytest.fixture()
 def scripted(tmp_path: Path) -> tuple[Path, Path]:
     model_file, labels_file = tmp_path / "tiny.pt", tmp_path / "labels.txt"
-    torch.jit.script(Cells()).save(str(model_file))
+    torch.jit.script(Cells(every=4)).save(str(model_file))  # 3 classes: cells 0, 4 and 8 of a 3 x 3 grid
     labels_file.write_text("\n".join(TINY_LABELS) + "\n", encoding="utf-8")
     return model_file, labels_file
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.cli import TINY_LABELS, rows, save_photo, sedc_cli
+from helpers.models import Cells
 from PIL import Image
-from test_cli import TINY_LABELS, Cells, rows, save_photo, sedc_cli
 
 from sedc.cli import main
 
@@ -24,7 +25,7 @@ APPLE, BANANA, CHERRY = range(3)
 
 
 def cells_image(path: Path, bright: dict[int, float]) -> Path:
-    """A 48x48 image of 3x3 cells; cell 4k is class k's score for :class:`Cells`."""
+    """A 48x48 image of 3x3 cells; cell 4k is class k's score for ``Cells(every=4)``."""
     pixels = np.zeros((48, 48, 3), dtype=np.uint8)
     for cell, value in bright.items():
         row, col = divmod(cell, 3)
@@ -38,7 +39,7 @@ def cells_image(path: Path, bright: dict[int, float]) -> Path:
 def tiny_model(tmp_path: Path) -> list[str]:
     """The model options of a run with the 3-class cell model (apple, banana, cherry)."""
     model_file, labels_file = tmp_path / "tiny.pt", tmp_path / "labels.txt"
-    torch.jit.script(Cells()).save(str(model_file))
+    torch.jit.script(Cells(every=4)).save(str(model_file))
     labels_file.write_text("\n".join(TINY_LABELS) + "\n", encoding="utf-8")
     return ["--model", str(model_file), "--labels", str(labels_file), "--input-size", "48",
             "--segmentation", "grid", "--segments", "9", "--max-time", "30"]

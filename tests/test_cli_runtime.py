@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.models import SeededConvNet
 from PIL import Image
-from torch import nn
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from sedc.cli import main  # noqa: E402
 from sedc.base.errors import UsageError  # noqa: E402
+from sedc.cli import main  # noqa: E402
 from sedc.cli.runtime import resolve_runtime  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.* is deprecated:DeprecationWarning")
@@ -44,15 +44,6 @@ def build():
 def build_eig():
     return Eig()
 '''
-
-
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 2, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x).mean((2, 3))
 
 
 def namespace(**options) -> argparse.Namespace:
@@ -83,18 +74,18 @@ def explain(image: Path, out: Path, *extra: str) -> list[dict]:
 
 
 def test_auto_means_onnxruntime_on_the_cpu_and_torch_elsewhere():
-    cpu = Tiny()
+    cpu = SeededConvNet()
     assert resolve_runtime(namespace(), cpu) == "onnxruntime"
     assert resolve_runtime(namespace(runtime="torch"), cpu) == "torch"
     assert resolve_runtime(namespace(devices="cpu,cpu"), cpu) == "onnxruntime"
     assert resolve_runtime(namespace(devices="cuda:0,cuda:1"), cpu) == "torch"
     assert resolve_runtime(namespace(ray="local"), cpu) == "torch"
-    assert resolve_runtime(namespace(), torch.jit.script(Tiny())) == "torch"  # TorchScript: no export
+    assert resolve_runtime(namespace(), torch.jit.script(SeededConvNet())) == "torch"  # TorchScript: no export
 
 
 def test_onnxruntime_where_it_cannot_run_is_a_usage_error():
     with pytest.raises(UsageError, match="CPU"):
-        resolve_runtime(namespace(runtime="onnxruntime", ray="local"), Tiny())
+        resolve_runtime(namespace(runtime="onnxruntime", ray="local"), SeededConvNet())
 
 
 def test_rows_record_the_runtime_and_both_runtimes_agree(factories: Path, image: Path, tmp_path: Path):

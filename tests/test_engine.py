@@ -1,56 +1,22 @@
-"""explain(): input validation, fills, outputs, and the seed API, on small models."""
+"""explain() (``sedc.core.engine``): input validation, the result's fields, and what explain
+passes on (limits, pruning, seed, layout, default segmentation, timing), on small models.
+
+The fills are tested in tests/test_perturbation.py, the seed API in tests/test_seed.py.
+"""
 
 from __future__ import annotations
 
-import cv2
+import helpers.scoretable as tb
 import numpy as np
 import pytest
 import torch
-from conftest import RegionModel, grid_segments, load_photo, zeros_fill
+from helpers.images import coffee, grid_segments, zeros_fill
+from helpers.models import AnyChangeFlips, RegionModel, SeededConvNet, quadrants
+from helpers.scoretable import flip_on_segment_1
 
 import sedc
-from sedc.core.perturbation import gaussian_blur, make_fill
-
-
-class TinyNet(torch.nn.Module):
-    """A random-weight conv net: (B, 3, H, W) -> (B, 5) logits."""
-
-    def __init__(self, classes: int = 5) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
-        self.head = torch.nn.Linear(8, classes)
-
-    def forward(self, x):
-        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
-
-
-class Quadrants(torch.nn.Module):
-    """Class k is ten times the mean brightness of quadrant k (row-major, 2 x 2): easy to flip.
-
-    On the 32 x 32 coffee photo the brightest quadrant is 1 (top right, scores 4.10, 5.38, 3.01,
-    2.98): darkening enough of it changes the class, so these searches really find something.
-    """
-
-    def forward(self, x):
-        return 10 * torch.nn.functional.adaptive_avg_pool2d(x.mean(1, keepdim=True), 2).flatten(1)
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return load_photo("coffee", 32)
-
-
-@pytest.fixture(scope="module")
-def seg32():
-    """16 cells: small enough that even an exhaustive search (2**16 sets) is never run by accident."""
-    return grid_segments(4, 4, cell=8)
-
-
-@pytest.fixture(scope="module")
-def seg4():
-    """4 cells: an exhaustive search costs at most 16 evaluations."""
-    return grid_segments(2, 2, cell=16)
+from sedc.core.perturbation import random_fill_array
+from sedc.imaging.segmentation import segment
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -65,24 +31,24 @@ def seg4():
 ])
 def test_bad_images(image, error, match):
     with pytest.raises(error, match=match):
-        sedc.explain(image, TinyNet(), np.zeros((8, 8), np.int64))
+        sedc.explain(image, SeededConvNet(), np.zeros((8, 8), np.int64))
 
 
-def test_segments_shape_must_match_the_image(photo):
+def test_segments_shape_must_match_the_image(coffee32):
     with pytest.raises(ValueError, match=r"segments has shape \(16, 16\) but the image is 32x32"):
-        sedc.explain(photo, TinyNet(), np.zeros((16, 16), np.int64))
+        sedc.explain(coffee32, SeededConvNet(), np.zeros((16, 16), np.int64))
 
 
-def test_segments_must_be_integer_labels(photo):
+def test_segments_must_be_integer_labels(coffee32):
     with pytest.raises(ValueError, match="integer labels"):
-        sedc.explain(photo, TinyNet(), np.full((32, 32), 0.5))
+        sedc.explain(coffee32, SeededConvNet(), np.full((32, 32), 0.5))
     with pytest.raises(TypeError, match="segments must be"):
-        sedc.explain(photo, TinyNet(), [[0]])
+        sedc.explain(coffee32, SeededConvNet(), [[0]])
 
 
-def test_unknown_mode_lists_the_valid_ones(photo, seg32):
+def test_unknown_mode_lists_the_valid_ones(coffee32, seg32):
     with pytest.raises(ValueError, match=r"unknown mode 'gauss'.*'mean', 'blur', 'random', 'inpaint'"):
-        sedc.explain(photo, TinyNet(), seg32, mode="gauss")
+        sedc.explain(coffee32, SeededConvNet(), seg32, mode="gauss")
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -91,22 +57,22 @@ def test_unknown_mode_lists_the_valid_ones(photo, seg32):
     (lambda x: [0.1, 0.9], "returned a list whose first element is float; expected a tensor"),
     (lambda x: torch.zeros(x.shape[0], 1), "at least 2 classes"),
 ])
-def test_classifier_output_is_checked(photo, seg32, bad, match):
+def test_classifier_output_is_checked(coffee32, seg32, bad, match):
     with pytest.raises((ValueError, TypeError), match=match):
-        sedc.explain(photo, bad, seg32)
+        sedc.explain(coffee32, bad, seg32)
 
 
-def test_target_is_checked(photo, seg32):
-    model = TinyNet()
-    predicted = int(model(torch.from_numpy(photo).permute(2, 0, 1)[None]).argmax())
+def test_target_is_checked(coffee32, seg32):
+    model = SeededConvNet()
+    predicted = int(model(torch.from_numpy(coffee32).permute(2, 0, 1)[None]).argmax())
     with pytest.raises(ValueError, match=r"class index in 0\.\.4; got 7"):
-        sedc.explain(photo, model, seg32, target=7)
+        sedc.explain(coffee32, model, seg32, target=7)
     with pytest.raises(ValueError, match="already the predicted class"):
-        sedc.explain(photo, model, seg32, target=predicted)
+        sedc.explain(coffee32, model, seg32, target=predicted)
     with pytest.raises(ValueError, match=">= 0"):
-        sedc.explain(photo, model, seg32, target=-1)
+        sedc.explain(coffee32, model, seg32, target=-1)
     with pytest.raises(TypeError, match="integer class index"):
-        sedc.explain(photo, model, seg32, target="tabby")
+        sedc.explain(coffee32, model, seg32, target="tabby")
 
 
 @pytest.mark.parametrize("option, value, error", [
@@ -114,16 +80,16 @@ def test_target_is_checked(photo, seg32):
     ("max_evals", 0, ValueError), ("max_evals", 2.5, TypeError),
     ("batch_size", 0, ValueError), ("batch_size", "big", TypeError), ("batch_size", True, TypeError),
 ])
-def test_limits_must_be_positive(photo, seg32, option, value, error):
+def test_limits_must_be_positive(coffee32, seg32, option, value, error):
     with pytest.raises(error, match=option):
-        sedc.explain(photo, TinyNet(), seg32, **{option: value})
+        sedc.explain(coffee32, SeededConvNet(), seg32, **{option: value})
 
 
-def test_device_mismatch_is_explained(photo, seg32):
+def test_device_mismatch_is_explained(coffee32, seg32):
     if torch.cuda.is_available():
         pytest.skip("needs a machine without CUDA")
     with pytest.raises(ValueError, match="CUDA is not available"):
-        sedc.explain(photo, TinyNet(), seg32, device="cuda")
+        sedc.explain(coffee32, SeededConvNet(), seg32, device="cuda")
 
 
 def test_validation_is_not_done_with_assert():
@@ -139,86 +105,16 @@ def test_validation_is_not_done_with_assert():
         assert not found, f"{path}: assert on line(s) {found} (python -O removes it)"
 
 
-# ---------------------------------------------------------------------------- fills
-def test_blur_equals_opencv():
-    image = load_photo("chelsea", 224)
-    ours = gaussian_blur(torch.from_numpy(image).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
-    theirs = cv2.GaussianBlur(image, (31, 31), 0)
-    assert np.abs(ours - theirs).max() < 1e-5
-
-
-def test_blur_of_an_image_smaller_than_the_kernel_equals_opencv():
-    image = np.random.default_rng(0).random((10, 12, 3), dtype=np.float32)
-    ours = gaussian_blur(torch.from_numpy(image).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
-    assert np.abs(ours - cv2.GaussianBlur(image, (31, 31), 0)).max() < 1e-5
-
-
-@pytest.mark.parametrize("mode", sedc.MODES)
-def test_each_fill_has_the_right_shape_dtype_device_and_range(photo, seg32, mode):
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
-    fill = make_fill(image, torch.from_numpy(seg32), mode)
-    assert fill.shape == image.shape and fill.dtype == torch.float32 and fill.device == image.device
-    assert torch.isfinite(fill).all() and fill.min() >= 0 and fill.max() <= 1
-    assert not torch.equal(fill, image)
-
-
-@pytest.mark.parametrize("mode, tolerance", [("mean", 1e-6), ("blur", 1e-5), ("random", 0), ("inpaint", 0),
-                                             ("inpaint_telea", 0)])
-def test_fills_equal_the_references_own(mode, tolerance):
-    # The reference computes its fills itself (the original's code): two implementations agree.
-    from sedc import reference
-
-    image = load_photo("chelsea", 48)
-    segments = grid_segments(6, 6, cell=8) * 3 + 5  # sparse labels
-    ours = make_fill(torch.from_numpy(image).permute(2, 0, 1)[None], torch.from_numpy(segments), mode, seed=7)
-    theirs = reference.fill_image(image, segments, mode, seed=7).astype(np.float32)
-    np.testing.assert_allclose(ours[0].permute(1, 2, 0).numpy(), theirs, rtol=0, atol=tolerance)
-
-
-def test_mean_fill_is_the_per_channel_mean(photo, seg32):
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
-    fill = make_fill(image, torch.from_numpy(seg32), "mean")
-    assert torch.allclose(fill[0, :, 5, 7], torch.from_numpy(photo.reshape(-1, 3).mean(0)), atol=1e-6)
-
-
-def test_random_fill_is_reproducible_with_seed(photo, seg32):
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
-    seg = torch.from_numpy(seg32)
-    assert torch.equal(make_fill(image, seg, "random", seed=3), make_fill(image, seg, "random", seed=3))
-    assert not torch.equal(make_fill(image, seg, "random", seed=3), make_fill(image, seg, "random", seed=4))
-    a = sedc.explain(photo, TinyNet(), seg32, mode="random", seed=5, max_evals=100)
-    b = sedc.explain(photo, TinyNet(), seg32, mode="random", seed=5, max_evals=100)
-    assert torch.equal(a.perturbed_image, b.perturbed_image) and a.segments == b.segments
-
-
-def test_custom_fill_callable_and_ready_fill(photo, seg32, seg4):
-    seen = {}
-
-    def dark(image, segments):
-        seen["args"] = (image.shape, segments.shape)
-        return torch.full_like(image, 0.2)
-
-    # Quadrant 1 (5.38) filled with 0.2 scores 2.0, below quadrant 0 (4.10): one segment flips.
-    a = sedc.explain(photo, Quadrants(), seg4, mode=dark)
-    assert seen["args"] == ((1, 3, 32, 32), (32, 32)) and a.mode == "custom"
-    assert a.found and a.segments == [1] and a.new_class == 0 and a.n_evaluations == 5
-    b = sedc.explain(photo, Quadrants(), seg4, mode=np.full((32, 32, 3), 0.2, np.float32))
-    assert a.segments == b.segments and a.n_evaluations == b.n_evaluations
-    for e in (a, b):
-        assert torch.equal(e.perturbed_image[0, :, :16, 16:], torch.full((3, 16, 16), 0.2))
-        outside = torch.ones(32, 32, dtype=torch.bool)
-        outside[:16, 16:] = False
-        assert torch.equal(e.perturbed_image[0][:, outside], e.image[0][:, outside])
-    with pytest.raises(ValueError, match=r"fill returned by bad\(\) has shape \(1, 3, 8, 8\)"):
-        def bad(image, segments):
-            return torch.zeros(1, 3, 8, 8)
-        sedc.explain(photo, TinyNet(), seg32, mode=bad)
+def test_target_equal_to_the_number_of_classes_is_refused():
+    table = tb.table_from([1.0, 0.5], [[0.0, 0.0]] * 4)
+    with pytest.raises(ValueError, match="target must be a class index in 0..1; got 2"):
+        sedc.explain(tb.image(0, 4), tb.TableModel([table]), np.arange(4)[None], mode=tb.fill, target=2)
 
 
 # ---------------------------------------------------------------------------- outputs
-def test_explanation_fields_and_seed_tuple(photo, seg32):
-    model = Quadrants()
-    e = sedc.explain(photo, model, seg32, mode="mean")
+def test_explanation_fields_and_seed_tuple(coffee32, seg32):
+    model = quadrants()
+    e = sedc.explain(coffee32, model, seg32, mode="mean")
     assert e.found and e.stop_reason == "found" and e.segments == [0, 2, 3]
     assert e.original_class == 1 and e.new_class == 0
     assert e.image.shape == (1, 3, 32, 32) and e.perturbed_image.shape == (1, 3, 32, 32)
@@ -227,8 +123,8 @@ def test_explanation_fields_and_seed_tuple(photo, seg32):
     hand[:8, :8] = hand[:8, 16:] = True
     assert e.mask.dtype == bool
     np.testing.assert_array_equal(e.mask, hand)
-    np.testing.assert_array_equal(e.explanation_image, np.where(hand[:, :, None], photo, 0))
-    mean = torch.from_numpy(photo.reshape(-1, 3).mean(0))
+    np.testing.assert_array_equal(e.explanation_image, np.where(hand[:, :, None], coffee32, 0))
+    mean = torch.from_numpy(coffee32.reshape(-1, 3).mean(0))
     torch.testing.assert_close(e.perturbed_image[0][:, torch.from_numpy(hand)],
                                mean[:, None].expand(3, int(hand.sum())))
     assert torch.equal(e.perturbed_image[0][:, torch.from_numpy(~hand)], e.image[0][:, torch.from_numpy(~hand)])
@@ -246,43 +142,11 @@ def test_explanation_fields_and_seed_tuple(photo, seg32):
     assert torch.equal(perturbation, e.perturbed_image)
 
 
-def test_seed_api_matches_explain(photo, seg4):
-    # Quadrant 1 filled with the image mean (3.87) falls below quadrant 0 (4.10): [1] flips to 0.
-    # Noise (mean about 0.5) keeps quadrant 1 on top until quadrant 0 is filled too: [0, 1].
-    # The random fill gives another perturbed image: a seed function that ignored mode would differ.
-    model = Quadrants()
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
-    for mode, answer in (("mean", [1]), ("random", [0, 1])):
-        e = sedc.explain(image, model, seg4, mode=mode)
-        assert e.found and e.segments == answer and e.new_class == 0 and e.original_class == 1
-        single = sedc.sedc_pytorch(image, model, seg4, mode, torch.device("cpu"))
-        batch = sedc.sedc_pytorch_batch(image, model, seg4, mode, torch.device("cpu"), batch_size=8)
-        for result in (single, batch):
-            assert result[1] == e.segments and result[3] == e.new_class and result[4] == e.original_class
-            np.testing.assert_array_equal(result[0], e.explanation_image)
-            assert torch.equal(result[2], e.perturbed_image)
-
-
-def test_seed_helper_functions(photo, seg32):
-    image = torch.from_numpy(photo).permute(2, 0, 1)[None]
-    fill = sedc.create_perturbation_mask(image, seg32, "mean", torch.device("cpu"))
-    perturbed = sedc.create_perturbed_image(image, fill, seg32, [0, 5])
-    # cells 0 and 5 of the 4 x 4 grid of 8-pixel cells, by hand
-    hand = np.zeros((32, 32), bool)
-    hand[:8, :8] = hand[8:16, 8:16] = True
-    inside = torch.from_numpy(hand)
-    assert torch.equal(perturbed[0][:, inside], fill[0][:, inside])
-    assert torch.equal(perturbed[0][:, ~inside], image[0][:, ~inside])
-    mask = sedc.create_explanation_mask(image, seg32, [0, 5])
-    assert mask.shape == (32, 32, 3)
-    np.testing.assert_array_equal(mask, np.where(hand[:, :, None], photo, 0))
-
-
-def test_numpy_uint8_pil_and_tensor_inputs_agree(photo, seg4):
+def test_numpy_uint8_pil_and_tensor_inputs_agree(coffee32, seg4):
     from PIL import Image
 
-    model = TinyNet()
-    as_uint8 = (photo * 255).round().astype(np.uint8)
+    model = SeededConvNet()
+    as_uint8 = (coffee32 * 255).round().astype(np.uint8)
     results = [sedc.explain(x, model, seg4, mode="mean") for x in (
         as_uint8, Image.fromarray(as_uint8), torch.from_numpy(as_uint8).permute(2, 0, 1),
         torch.from_numpy(as_uint8.astype(np.float32) / 255).permute(2, 0, 1))]
@@ -298,3 +162,85 @@ def test_logits_are_used_as_returned():
                         np.array([50.0, 0.0], np.float32))
     e = sedc.explain(torch.ones(1, 1, 8, 8), model, seg, mode=zeros_fill)
     assert e.original_score == 50.0 and e.segments == [0, 1] and e.new_score == 0.0
+
+
+# ---------------------------------------------------------------------------- limits, options and defaults
+def test_a_generous_max_time_changes_nothing():
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.arange(4)[None]
+    e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, max_time=3600.0)
+    assert (e.segments, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
+
+
+def test_a_limit_reached_while_pruning_keeps_the_search_answer():
+    # singles {0} (.75, .25), {1} and {2} (.875, .75), {3} (1, .5); {0} expands first, then {0,1};
+    # {0,1,2} (.5, .75) flips after 10 evaluations. Pruning evaluates {1,2} (.75, 1): it flips too.
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.arange(4)[None]
+
+    def run(**options):
+        return sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, prune=True, **options)
+
+    assert (run().segments, run().n_evaluations) == ([1, 2], 11)
+    for batch_size in (1, 4):
+        e = run(max_evals=10, batch_size=batch_size)  # the budget ends with the search: no pruning
+        assert (e.segments, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
+
+
+class SlowTable(tb.TableModel):
+    """A score table that takes 10 ms per model call."""
+
+    def forward(self, x):
+        import time
+
+        time.sleep(0.01)
+        return super().forward(x)
+
+
+def test_elapsed_and_segmentation_of_the_result():
+    import time
+
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.array([[7, 3, 5, 9]])
+    start = time.perf_counter()
+    e = sedc.explain(tb.image(0, 4), SlowTable([table]), seg, mode=tb.fill, batch_size=1)
+    wall = time.perf_counter() - start
+    assert e.n_evaluations == 10
+    assert 0.009 * 9 <= e.elapsed <= wall  # the nine search evaluations, not the first image's
+    np.testing.assert_array_equal(e.segmentation, seg)
+
+
+def test_explain_random_fill_uses_seed_0_by_default_and_float32_outputs():
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.arange(4)[None]
+    e = sedc.explain(tb.image(0, 4), AnyChangeFlips(), seg, mode="random")
+    noise = random_fill_array(1, 4, 2, 0)
+    assert e.segments == [0]
+    np.testing.assert_array_equal(e.perturbed_image[0, :, 0, 0].numpy(), noise[0, 0])
+    assert e.explanation_image.dtype == np.float32
+    assert sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill).explanation_image.dtype == np.float32
+
+
+def test_explain_passes_seed_and_channels_last_on():
+    image = torch.ones(1, 2, 2, 2)
+    seg = np.arange(4).reshape(2, 2)
+    e = sedc.explain(image, AnyChangeFlips(conv=True), seg, mode="random", seed=5)
+    np.testing.assert_array_equal(e.perturbed_image[0, :, 0, 0].numpy(), random_fill_array(2, 2, 2, 5)[0, 0])
+    for option, conv, want in (("auto", True, True), ("auto", False, False), (True, False, True),
+                               (False, True, False)):
+        model = AnyChangeFlips(conv)
+        sedc.explain(image, model, seg, mode="mean", channels_last=option, batch_size=4)
+        assert model.layouts and set(model.layouts) == {want}, (option, model.layouts)
+
+
+def test_no_segments_means_the_papers_quickshift_and_mode_names():
+    photo = coffee(32, 32)
+    model = flip_on_segment_1()  # any model: only the segmentation and the mode's name matter here
+
+    def first_channels(x):
+        return model(torch.cat([x[:, :1], torch.zeros_like(x[:, :1])], 1)[:, :, :1, :6])
+
+    e = sedc.explain(photo, first_channels, None, mode="mean", max_evals=2)
+    np.testing.assert_array_equal(e.segmentation, segment(photo, "quickshift"))
+    assert e.mode == "mean"
+    assert sedc.explain(photo, first_channels, None, mode=lambda image, seg: image * 0, max_evals=2).mode == "custom"

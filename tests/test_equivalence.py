@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import PHOTOS
 
 import sedc
 from sedc import reference
+from sedc.imaging.samples import DEMO_PHOTOS
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def assert_matches_reference(e, ref, real_model, mode) -> None:
 
 
 @pytest.mark.parametrize("mode", ["mean", "blur"])
-@pytest.mark.parametrize("name", PHOTOS)
+@pytest.mark.parametrize("name", DEMO_PHOTOS)
 def test_explain_and_batch_api_match_the_reference(real_model, photos, oracle, name, mode):
     image, segments = photos[name]
     ref = oracle(name, mode)

@@ -1,14 +1,16 @@
-"""Batch sizing and out-of-memory recovery (CPU-simulated), and the CUDA path when present."""
+"""Batched model calls (``sedc.core.evaluation``): batch sizing, out-of-memory recovery
+(CPU-simulated), and the CUDA path when present."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import RegionModel, grid_segments, zeros_fill
+from helpers.images import grid_segments, zeros_fill
+from helpers.models import RegionModel
 
 import sedc
-from sedc.core.evaluation import BatchSizer, Evaluator
+from sedc.core.evaluation import BatchSizer, Evaluator, is_out_of_memory
 
 
 class OomAbove(RegionModel):
@@ -62,6 +64,13 @@ def test_other_errors_are_not_mistaken_for_out_of_memory():
         sedc.explain(torch.ones(1, 1, 12, 16), broken, grid_segments(3, 4))
 
 
+def test_is_out_of_memory():
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("no text that says so"))
+    assert is_out_of_memory(RuntimeError("CUDA Out Of Memory. Tried to allocate 2 GiB"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not is_out_of_memory(ValueError("out of memory"))
+
+
 def test_auto_batch_size_grows_while_faster_then_settles_on_the_best():
     sizer = BatchSizer("auto", torch.device("cpu"))
     per_image = {2: 10.0, 4: 6.0, 8: 5.0, 16: 5.2}  # seconds per image at each size
@@ -77,6 +86,28 @@ def test_auto_batch_size_stops_growing_when_gains_are_small():
     while not sizer.settled:
         sizer.record(sizer.size, per_image[sizer.size] * sizer.size)
     assert sizer.size == 4 and sizer.settled  # 4 is fastest, growth stopped (gain < 5%)
+
+
+def test_batch_sizer_needs_a_strict_gain_to_grow():
+    sizer = BatchSizer("auto", torch.device("cpu"), min_gain=0.5, samples=1)
+    for n, per_image in ((2, 1.0), (2, 1.0), (4, 0.5), (4, 0.5)):  # warm-up, then one sample each
+        sizer.record(n, per_image * n)
+    assert sizer.settled and sizer.size == 4  # 0.5 is not < (1 - 0.5) * 1.0: growth stops at 4
+
+
+def test_batch_sizer_shrink():
+    sizer = BatchSizer("auto", torch.device("cpu"), samples=2)
+    for n, per_image in ((2, 1.0),) * 3 + ((4, 0.5),) * 3 + ((8, 0.2),) * 2:  # warm-up + 2 samples each
+        sizer.record(n, per_image * n)
+    assert sizer.size == 8 and sorted(sizer.per_image) == [2, 4] and len(sizer._seen) == 1
+    assert sizer.shrink() == 4 and sizer.size == sizer.cap == 4  # out of memory with a sample pending
+    assert sorted(sizer.per_image) == [2, 4] and sizer._seen == []
+    sizer.record(4, 4 * 0.5)  # measuring goes on at the new size
+    assert len(sizer._seen) == 1
+    assert sizer.shrink() == 2 and sizer.cap == 2 and sorted(sizer.per_image) == [2]
+    assert sizer.shrink() == 1 and sizer.cap == 1
+    with pytest.raises(MemoryError, match="batch of one image"):
+        sizer.shrink()
 
 
 def test_memory_cap_and_balanced_batches():

@@ -1,27 +1,21 @@
-"""explain_many / iter_explain: each result equals sedc.explain on that image alone."""
+"""explain_many / iter_explain: each result equals sedc.explain on that image alone; images share
+model batches within the batch size; each result's time is its own search's."""
 
 from __future__ import annotations
 
 import functools
 import re
 
+import helpers.scoretable as tb
 import numpy as np
 import pytest
-import torch
-from conftest import PHOTOS
-from tinymodels import (
-    ExitOnSentinel,
-    FailOnSentinel,
-    FailOnSentinelBatch,
-    TinyNet,
-    fail_loading,
-    grid,
-    load_array,
-    tiny_image,
-)
+from helpers.compare import alone, assert_same
+from helpers.images import fail_loading, grid, load_array, tiny_image
+from helpers.models import ExitOnSentinel, FailOnSentinel, FailOnSentinelBatch, TinyNet
 
 import sedc
 from sedc import ImageError
+from sedc.imaging.samples import DEMO_PHOTOS
 from sedc.scale import explain_many, iter_explain
 
 N_IMAGES = 4
@@ -29,26 +23,6 @@ N_IMAGES = 4
 
 def images(n: int = N_IMAGES) -> list[np.ndarray]:
     return [tiny_image(seed) for seed in range(n)]
-
-
-def alone(image, model=None, segments=None, **options) -> sedc.Explanation:
-    return sedc.explain(image, model or TinyNet(), grid() if segments is None else segments, **options)
-
-
-def assert_same(got, want) -> None:
-    """The search result of ``got`` (explain_many) equals ``want`` (explain)."""
-    assert isinstance(got, sedc.Explanation), got
-    assert got.segments == want.segments
-    assert got.found == want.found
-    assert got.original_class == want.original_class
-    assert got.new_class == want.new_class
-    assert got.n_evaluations == want.n_evaluations
-    assert got.stop_reason == want.stop_reason
-    assert got.n_segments == want.n_segments
-    np.testing.assert_array_equal(got.mask, want.mask)
-    np.testing.assert_array_equal(got.segmentation, want.segmentation)
-    torch.testing.assert_close(got.perturbed_image, want.perturbed_image)
-    assert got.new_score == pytest.approx(want.new_score, rel=1e-5, abs=1e-6)
 
 
 @pytest.mark.parametrize("batch_size", [1, "auto"])
@@ -60,6 +34,31 @@ def test_explain_many_equals_explain(batch_size, window):
     for image, got in zip(images(), results):
         assert_same(got, alone(image, mode="mean", batch_size=batch_size))
     assert {len(r.segments) for r in results} == {1, 2, 4}  # varied searches, all found
+
+
+def test_explain_many_shares_model_batches_across_images():
+    # Three images whose searches change nothing: each evaluates all 63 non-empty sets. With a
+    # window of 3 their candidates share model batches (the scale runner falls back to one image
+    # per batch only when a shared batch fails, so a broken shared path would go unnoticed).
+    tables = [tb.table_from([1.0, 0.0], [[0.0, 0.0]] * 6) for _ in range(3)]
+    model = tb.TableModel(tables)
+    seg = np.arange(6)[None]
+    results = sedc.explain_many([tb.image(i) for i in range(3)], model, seg, mode=tb.fill, window=3, batch_size=64)
+    assert [(e.found, e.stop_reason, e.n_evaluations) for e in results] == [(False, "exhausted", 64)] * 3
+    assert len(model.seen) == len(set(model.seen)) == 3 * 64  # no candidate scored twice
+    shared = [ids for ids in model.batch_ids if len(set(ids)) > 1]
+    assert shared and max(len(set(ids)) for ids in shared) == 3
+    for ids in model.batch_ids:  # each image's rows are contiguous, in job order
+        assert ids == sorted(ids)
+
+
+def test_explain_many_batches_respect_the_batch_size():
+    tables = [tb.table_from([1.0, 0.0], [[0.0, 0.0]] * 6) for _ in range(3)]
+    model = tb.TableModel(tables)
+    seg = np.arange(6)[None]
+    results = sedc.explain_many([tb.image(i) for i in range(3)], model, seg, mode=tb.fill, window=3, batch_size=8)
+    assert [e.n_evaluations for e in results] == [64] * 3
+    assert max(model.batches) == 8 and any(len(set(ids)) > 1 for ids in model.batch_ids)
 
 
 def test_per_image_segments_and_loaders():
@@ -77,6 +76,22 @@ def test_iter_explain_yields_every_index_once():
     seen = [index for index, result in iter_explain(gen, TinyNet(), grid(), mode="mean", window=3)
             if isinstance(result, sedc.Explanation)]
     assert sorted(seen) == list(range(7))
+
+
+def test_elapsed_ends_when_the_search_ends_not_when_the_result_is_built():
+    # Two identical searches finish in the same round; iter_explain builds each result when it is
+    # about to yield it, so the second is built after the consumer's pause, which must not count.
+    import time
+
+    table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
+    seg = np.arange(4)[None]
+    results = []
+    for index, e in sedc.iter_explain([tb.image(0, 4)] * 2, tb.TableModel([table]), seg, mode=tb.fill, window=2,
+                                      batch_size=8):
+        results.append(e)
+        time.sleep(0.6)
+    assert [e.n_evaluations for e in results] == [10, 10]
+    assert all(e.elapsed < 0.5 for e in results), [e.elapsed for e in results]
 
 
 def test_failing_loader_is_reported_for_its_image_only():
@@ -150,8 +165,8 @@ def test_worker_that_dies_loses_only_its_image():
 
 @pytest.mark.slow
 def test_real_model_on_photos(real_model, photos):
-    """The four scikit-image photos (quickshift segments, conftest) with EfficientNet-Lite0."""
-    images_, segs = zip(*(photos[name] for name in PHOTOS))
+    """The four demo photos (quickshift segments, the ``photos`` fixture) with EfficientNet-Lite0."""
+    images_, segs = zip(*(photos[name] for name in DEMO_PHOTOS))
     results = explain_many(list(images_), real_model.module, list(segs), mode="mean")
     for image, seg, got in zip(images_, segs, results):
         assert_same(got, sedc.explain(image, real_model.module, seg, mode="mean"))

@@ -20,8 +20,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers / huggingface_hub read
 import numpy as np
 import pytest
 import torch
+from helpers.images import grid, tiny_image
+from helpers.models import TinyNet
 from PIL import Image
-from tinymodels import TinyNet
 
 import sedc
 from sedc import models
@@ -216,8 +217,6 @@ class Wrapped(torch.nn.Module):
 
 @pytest.mark.parametrize("kind", ["logits", "tuple", "list", "dict", "single", "numpy"])
 def test_every_output_kind_gives_the_tensor_answer(kind):
-    from tinymodels import grid, tiny_image
-
     image = tiny_image(4)
     want = sedc.explain(image, Wrapped("tensor"), grid(), mode="mean")
     got = sedc.explain(image, Wrapped(kind), grid(), mode="mean")
@@ -229,8 +228,6 @@ def test_every_output_kind_gives_the_tensor_answer(kind):
 
 
 def test_an_output_without_scores_names_its_type_and_the_rule():
-    from tinymodels import grid, tiny_image
-
     with pytest.raises(TypeError, match=r"returned a dict with keys \['a', 'b'\]; expected a tensor"):
         sedc.explain(tiny_image(0), Wrapped("bad"), grid(), mode="mean")
     with pytest.raises(TypeError, match="returned a dict"):

@@ -7,6 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from helpers.models import SeededConvNet
 from skimage import data, transform
 from torch import nn
 
@@ -21,19 +22,6 @@ CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
 @pytest.fixture(scope="module")
 def lite0() -> LoadedModel:
     return models.load()
-
-
-class Tiny(nn.Module):
-    """A small real classifier: conv, global pooling, linear (4 classes)."""
-
-    def __init__(self, classes: int = 4) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
-        self.fc = nn.Linear(8, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3)))
 
 
 def _batch(size: int = 32) -> torch.Tensor:
@@ -96,7 +84,7 @@ def test_imagenet_labels_and_synonyms() -> None:
 # ---------------------------------------------------------------------------------------------
 
 def test_normalized_normalises_and_softmaxes() -> None:
-    net = Tiny().eval()
+    net = SeededConvNet(classes=4).eval()
     x = _batch()
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     wrapped = Normalized(net, mean, std).eval()
@@ -109,11 +97,11 @@ def test_normalized_normalises_and_softmaxes() -> None:
 
 def test_normalized_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="together"):
-        Normalized(Tiny(), mean=(0.5, 0.5, 0.5))
+        Normalized(SeededConvNet(classes=4), mean=(0.5, 0.5, 0.5))
     with pytest.raises(ValueError, match="same length"):
-        Normalized(Tiny(), (0.5, 0.5, 0.5), (0.5, 0.5))
+        Normalized(SeededConvNet(classes=4), (0.5, 0.5, 0.5), (0.5, 0.5))
     with pytest.raises(ValueError, match="positive"):
-        Normalized(Tiny(), (0.5, 0.5, 0.5), (0.5, 0.0, 0.5))
+        Normalized(SeededConvNet(classes=4), (0.5, 0.5, 0.5), (0.5, 0.0, 0.5))
     with pytest.raises(TypeError, match="torch.nn.Module"):
         Normalized(lambda x: x)  # type: ignore[arg-type]
 
@@ -124,7 +112,7 @@ def test_normalized_rejects_bad_arguments() -> None:
 
 @pytest.fixture()
 def scripted(tmp_path) -> tuple:
-    net = Tiny().eval()
+    net = SeededConvNet(classes=4).eval()
     path = tmp_path / "tiny.pt"
     torch.jit.script(net).save(str(path))
     return net, path
@@ -145,7 +133,7 @@ def test_torchscript_with_labels_file(tmp_path, scripted) -> None:
 
 
 def test_torchscript_traced_with_logits_and_imagenet_normalisation(tmp_path) -> None:
-    net = Tiny(classes=3).eval()
+    net = SeededConvNet(classes=3).eval()
     path = tmp_path / "traced.pt"
     torch.jit.trace(net, _batch()).save(str(path))
     loaded = models.load_user_model(path, input_size=32, softmax=False)
@@ -225,7 +213,7 @@ def test_bad_specs(tmp_path) -> None:
 
 def test_state_dict_file_is_not_torchscript(tmp_path) -> None:
     path = tmp_path / "weights.pth"
-    torch.save(Tiny().state_dict(), path)
+    torch.save(SeededConvNet(classes=4).state_dict(), path)
     with pytest.raises(ValueError, match="torch.save checkpoint.*package.module:factory"):
         models.load_user_model(str(path))
 
@@ -292,8 +280,8 @@ def test_model_spec_is_one_picklable_loader_and_factory():
 
     assert ModelSpec().is_builtin and ModelSpec().name == models.DEFAULT_MODEL
     assert ModelSpec(" EfficientNet-Lite0 ").is_builtin
-    assert not ModelSpec("tinymodels:train_mode_net").is_builtin
-    spec = ModelSpec("tinymodels:train_mode_net", input_size=12, normalize="none")
+    assert not ModelSpec("helpers.models:train_mode_net").is_builtin
+    spec = ModelSpec("helpers.models:train_mode_net", input_size=12, normalize="none")
     assert pickle.loads(pickle.dumps(spec)) == spec
     with pytest.warns(UserWarning, match="returned a model in training mode"):
         loaded = spec.load("cpu")  # the process that loads it hears about it

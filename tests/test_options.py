@@ -6,7 +6,8 @@ import functools
 
 import numpy as np
 import pytest
-from tinymodels import TinyNet, fail_loading, grid, tiny_image
+from helpers.images import fail_loading, grid, tiny_image
+from helpers.models import TinyNet
 
 import sedc
 from sedc import ExplainOptions, ImageError

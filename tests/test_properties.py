@@ -1,4 +1,4 @@
-"""Property tests (hypothesis) of the search on random small score tables (tests/scoretable.py).
+"""Property tests (hypothesis) of the search on random small score tables (tests/helpers/scoretable.py).
 
 - ``sedc.explain`` equals the reference (``sedc.reference``), the port of the original code:
   same set, same classes, same images, never more evaluations; SEDC and SEDC-T.
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 
+import helpers.scoretable as tb
 import numpy as np
 import pytest
-import scoretable as tb
 import torch
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tinymodels import BrokenFactory, ExitOnSentinel, TinyNet, fail_loading, grid, load_array, tiny_image
+from helpers.images import fail_loading, grid, load_array, tiny_image
+from helpers.models import BrokenFactory, ExitOnSentinel, TinyNet, TrainModeNet
 
 import sedc
 from sedc import ImageError
@@ -27,7 +28,8 @@ needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip in
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local Ray instance for the module. Its workers import ``tinymodels`` from this folder."""
+    """A local Ray instance for the module. Its workers import ``helpers.*`` from this folder (on
+    their ``PYTHONPATH``)."""
     if ray.is_initialized():
         pytest.skip("a Ray session is already open in this process")
     path = os.pathsep.join(p for p in (TESTS, os.environ.get("PYTHONPATH")) if p)
@@ -170,8 +172,6 @@ def test_training_mode_model_warns_once_and_is_untouched(cluster):
     import copy
     import warnings
 
-    from tinymodels import TrainModeNet
-
     model = TrainModeNet()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     images = [tiny_image(seed) for seed in range(2)]
@@ -189,7 +189,7 @@ def test_training_mode_model_warns_once_and_is_untouched(cluster):
 def test_training_mode_factory_warns_once_in_the_driver(cluster):
     import warnings
 
-    from tinymodels import TrainModeNet, train_mode_net
+    from helpers.models import TrainModeNet, train_mode_net
 
     images = [tiny_image(seed) for seed in range(2)]
     with warnings.catch_warnings(record=True) as record:

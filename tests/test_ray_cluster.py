@@ -2,7 +2,7 @@
 1 CPU per node, on loopback, with token auth): every address form gives the single-process
 answers, a node killed mid-run loses nothing and is reported, and a cluster that cannot be
 joined is one line and exit status 2. Each test stops what it started and checks, by process
-group, that nothing is left (see ``raycluster.py``).
+group, that nothing is left (see ``helpers/raycluster.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.raycluster import TwoNodeCluster, clean_env, group_members
 from PIL import Image
-from raycluster import TwoNodeCluster, clean_env, group_members
 
 try:
     import ray
@@ -30,8 +30,8 @@ TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
 PYTHONPATH = [str(SRC), str(TESTS)]
 N_IMAGES = 8
-MODEL = ["--model", "raymodels:build", "--input-size", "32", "--normalize", "none", "--segmentation", "grid",
-         "--segments", "9", "--mode", "mean", "--max-time", "none", "--no-figures"]
+MODEL = ["--model", "helpers.models:handshake_cells", "--input-size", "32", "--normalize", "none",
+         "--segmentation", "grid", "--segments", "9", "--mode", "mean", "--max-time", "none", "--no-figures"]
 SUMMARY = ("Done: ", "Median ", "Results: ", "Ray: ")
 
 needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'sedc[ray]')")
@@ -52,7 +52,7 @@ def answers(out: Path) -> dict[str, tuple]:
     lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines]
     assert len({r["image"] for r in rows}) == len(rows), "an image was written twice"
-    return {r["image"]: (r["found"], r["segments"], r["new_class"], r["n_evaluations"], r["stop_reason"])
+    return {r["image"]: (r["found"], r["removed"], r["new_class"], r["n_evaluations"], r["stop_reason"])
             for r in rows}
 
 

@@ -2,7 +2,7 @@
 
 The figures are checked against values computed by hand from the seven rows of ROWS below.
 The page is checked as text (links, escaping, no network) and in a real headless Chromium
-(console errors, filters, sorting), fetched by tests/browser.py.
+(console errors, filters, sorting), fetched by tests/helpers/browser.py.
 """
 
 from __future__ import annotations
@@ -333,7 +333,7 @@ def browser():
     """
     sync_api = pytest.importorskip("playwright.sync_api",
                                    reason="playwright missing: pip install -e '.[test]'")
-    from browser import BrowserUnavailable, chromium
+    from helpers.browser import BrowserUnavailable, chromium
 
     try:
         settings = chromium()

@@ -21,9 +21,8 @@ from torch import nn
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from conftest import PHOTOS  # noqa: E402
-
 import sedc  # noqa: E402
+from sedc.imaging.samples import DEMO_PHOTOS  # noqa: E402
 from sedc.models import export, runtime  # noqa: E402
 
 SHAPE = (3, 16, 16)
@@ -305,7 +304,7 @@ def test_worker_processes_reopen_the_session():
 
 
 def test_benchmark_rows_on_onnxruntime_give_the_originals_answers():
-    from test_benchmark import tiny_context
+    from helpers.bench import tiny_context
 
     from sedc.benchmark import cases, measure
 
@@ -321,7 +320,7 @@ def test_benchmark_rows_on_onnxruntime_give_the_originals_answers():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["blur", "mean"])
-@pytest.mark.parametrize("name", PHOTOS)
+@pytest.mark.parametrize("name", DEMO_PHOTOS)
 def test_accelerated_explain_returns_the_references_counterfactual(real_model, photos, oracle,
                                                                    accelerated, name, mode):
     """The reference runs the torch model; explain runs ONNX Runtime: same answer, no more calls."""

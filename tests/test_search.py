@@ -1,11 +1,14 @@
-"""Search mechanics on tiny models whose answers are computed by hand (see conftest.RegionModel)."""
+"""Search mechanics (``sedc.core.search``) on tiny models whose answers are computed by hand:
+``helpers.models.RegionModel`` and ``LookupModel``, and the score tables of ``helpers.scoretable``."""
 
 from __future__ import annotations
 
+import helpers.scoretable as tb
 import numpy as np
 import pytest
 import torch
-from conftest import RegionModel, grid_segments, zeros_fill
+from helpers.images import grid_segments, zeros_fill
+from helpers.models import LookupModel, RegionModel
 
 import sedc
 from sedc import reference
@@ -37,6 +40,23 @@ def test_priority_ties_expand_the_entry_that_joined_first():
     weights = [[-0.3, 0.0], [-0.3, 0.0], [0.0, 0.6], [0.0, 0.0]]
     e, _ = run(weights, [1.0, 0.3])
     assert e.segments == [0, 2]
+
+
+def test_frontier_ties_across_steps_go_to_the_entry_that_joined_first():
+    # {3} (priority .5, joined in step 1) ties with {0,2} and {2,3} (.5, joined in step 2) when
+    # the search next picks an entry: {3} joined first, so its child {0,3} is the answer. Ordering
+    # ties by the set's bits instead would expand {0,2} (bits 0b0101 < 0b1000) first.
+    table = tb.table_from([1.0, 0.25], [[-0.25, 0.25], [-0.125, 0.25], [-0.5, -0.5], [-0.5, -0.125]],
+                          {(0, 1): [0.25, 0], (0, 2): [0.25, 0.25], (0, 3): [0, 0.5], (1, 2): [0, -0.25],
+                           (2, 3): [0.5, 0]})
+    model = tb.TableModel([table])
+    e = sedc.explain(tb.image(0, 4), model, np.arange(4)[None], mode=tb.fill, batch_size=4)
+    assert (e.segments, e.n_evaluations, e.new_score) == ([0, 3], 13, 0.875)
+    assert [sorted(s) for s in model.seen_by(0)][-2:] == [[0, 3], [1, 3]]
+    # the oracle breaks the same ties the same way (toward the entry that joined first)
+    ref = reference.sedc(tb.image_hwc(0, 4), reference.TorchPredictor(tb.TableModel([table])), np.arange(4)[None],
+                         tb.fill_hwc(0, 4))
+    assert sorted(ref.segments_in_explanation) == [0, 3] and ref.new_class == 1
 
 
 def test_counterfactual_ties_return_the_first_found():
@@ -160,6 +180,13 @@ def test_search_state_machine_accepts_partial_feeds():
         search.feed(first, Scores(*(np.zeros(2),) * 4))
 
 
+def test_a_stopped_search_hands_out_nothing():
+    search = Search(3, original_class=0, original_score=1.0)
+    assert search.take(1) == [1]
+    search.stop("max_evals")
+    assert search.done and search.available() == 0 and search.take(5) == [] and search.best is None
+
+
 # ---------------------------------------------------------------------------- limits mid-step
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 64])
 def test_a_limit_mid_step_keeps_the_counterfactual_already_scored(batch_size):
@@ -175,24 +202,6 @@ def test_a_limit_mid_step_keeps_the_counterfactual_already_scored(batch_size):
 
 
 # ---------------------------------------------------------------------------- the worked example
-class TableModel(torch.nn.Module):
-    """Scores looked up by the set of removed cells (image all ones, fill all zeros).
-
-    A set missing from ``table`` raises: the search must never evaluate it.
-    """
-
-    def __init__(self, segments: np.ndarray, table: dict) -> None:
-        super().__init__()
-        self.inner = RegionModel(segments, np.zeros((len(np.unique(segments)), 1), np.float32),
-                                 np.zeros(1, np.float32))
-        self.table = {frozenset(k): v for k, v in table.items()}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.inner.calls.clear()
-        self.inner(x)
-        return torch.tensor([self.table[s] for s in self.inner.removed_sets()], dtype=torch.float32)
-
-
 WORKED = {  # docs/algorithm.md, "Worked example": (cat, dog, fox) per removed set
     (): (0.90, 0.06, 0.04),
     (0,): (0.70, 0.20, 0.10), (1,): (0.60, 0.30, 0.10), (2,): (0.80, 0.10, 0.10), (3,): (0.60, 0.25, 0.15),
@@ -203,20 +212,20 @@ WORKED = {  # docs/algorithm.md, "Worked example": (cat, dog, fox) per removed s
 
 @pytest.mark.parametrize("batch_size", [1, 2, 4, 64])
 def test_the_worked_example_of_the_docs(batch_size):
-    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size)
+    e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size)
     assert e.found and e.segments == [2, 3] and e.new_class == 2 and e.stop_reason == "found"
     assert e.new_score == pytest.approx(0.45) and e.original_class_score == pytest.approx(0.20)
     assert e.n_evaluations == 10
-    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=9)
+    e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=9)
     assert e.found and e.segments == [0, 3] and e.new_class == 1 and e.stop_reason == "max_evals"
-    e = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=8)
+    e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=8)
     assert not e.found and e.stop_reason == "max_evals"
-    pruned = sedc.explain(ONES, TableModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, prune=True)
+    pruned = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, prune=True)
     assert pruned.segments == [2, 3] and pruned.n_evaluations == 10
 
 
 def test_the_reference_on_the_worked_example():
-    ref = reference.sedc(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(TableModel(SEG, WORKED)), SEG,
+    ref = reference.sedc(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(LookupModel(SEG, WORKED)), SEG,
                          np.zeros((8, 8, 1), np.float32))
     assert ref.found and ref.segments_in_explanation == [3, 2] and ref.new_class == 2
     assert ref.n_evaluations == 11  # {1,3} is scored again as a child of {3}
@@ -289,3 +298,21 @@ def test_prune_runs_passes_until_nothing_can_be_dropped():
     assert pruning[0] == frozenset({2, 3, 4, 5}) and pruning[3] == frozenset({3, 4, 5})
     assert pruning[7] == frozenset({4, 5})
     assert pruned.n_evaluations == e.n_evaluations + 10
+
+
+def test_targeted_pruning_picks_the_highest_target_score_of_a_pass():
+    # SEDC-T toward class 2; found [0, 1, 3, 4, 5] after 21 evaluations. Pruning passes find
+    # several counterfactuals at once and keep the one with the highest class-2 score each time,
+    # ending on [0, 3, 4]: scores 1 - .5 + .125 + .25 = .875, .5 + .25 + .25 + .125 = 1.125 and
+    # .25 + .125 + .5 + .5 = 1.375 for class 2.
+    weights = [[-0.5, 0.25, 0.125], [-0.5, -0.5, -0.25], [0.0, 0.5, 0.125], [0.125, 0.25, 0.5],
+               [0.25, 0.125, 0.5], [-0.5, 0.25, 0.0]]
+    table = tb.table_from([1.0, 0.5, 0.25], weights)
+    seg = np.arange(6)[None]
+    plain = sedc.explain(tb.image(), tb.TableModel([table]), seg, mode=tb.fill, target=2)
+    assert (plain.segments, plain.n_evaluations) == ([0, 1, 3, 4, 5], 21)
+    for batch_size in (1, 3, "auto"):
+        e = sedc.explain(tb.image(), tb.TableModel([table]), seg, mode=tb.fill, target=2, prune=True,
+                         batch_size=batch_size)
+        assert (e.segments, e.new_class, e.new_score, e.original_class_score) == ([0, 3, 4], 2, 1.375, 0.875)
+        assert e.n_evaluations == 29 and e.stop_reason == "found"

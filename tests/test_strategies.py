@@ -20,7 +20,7 @@ from math import comb
 
 import numpy as np
 import pytest
-import scoretable as tb
+from helpers import scoretable as tb
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 

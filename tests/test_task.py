@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 
 import pytest
-from test_many import alone, assert_same
-from tinymodels import TinyNet, grid, load_array, tiny_image
+from helpers.compare import alone, assert_same
+from helpers.images import grid, load_array, tiny_image
+from helpers.models import TinyNet
 
 import sedc
 from sedc import ImageError

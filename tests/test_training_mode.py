@@ -11,7 +11,8 @@ import warnings
 
 import pytest
 import torch
-from tinymodels import TrainModeNet, grid, tiny_image, train_mode_net
+from helpers.images import grid, tiny_image
+from helpers.models import TrainModeNet, train_mode_net
 
 import sedc
 from sedc.base.outputs import TRAINING_MODE_WARNING, eval_mode, in_training_mode

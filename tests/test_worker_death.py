@@ -20,8 +20,9 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 import pytest
-from test_many import assert_same
-from tinymodels import RandomExit, TinyNet, grid, tiny_image
+from helpers.compare import assert_same
+from helpers.images import grid, tiny_image
+from helpers.models import RandomExit, TinyNet
 
 import sedc
 from sedc import ImageError
@@ -146,7 +147,7 @@ def test_workers_killed_at_random_points_never_hang(monkeypatch: pytest.MonkeyPa
     # forkserver forks each worker from a process that has imported torch already: the same
     # channels as spawn, started in milliseconds instead of seconds, so 50 runs take a minute.
     monkeypatch.setattr(workers, "START_METHOD", "forkserver")
-    mp.get_context("forkserver").set_forkserver_preload(["torch", "sedc.scale.workers", "tinymodels"])
+    mp.get_context("forkserver").set_forkserver_preload(["torch", "sedc.scale.workers", "helpers.models"])
     eof = CountEndOfFile(monkeypatch)
     seg = cells()
     n_images = 8

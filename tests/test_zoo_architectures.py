@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 import sedc
-from sedc.models import OnnxClassifier
 from sedc.base.outputs import TRAINING_MODE_WARNING
+from sedc.models import OnnxClassifier
 
 SIZE = 64
 SHAPE = (3, SIZE, SIZE)

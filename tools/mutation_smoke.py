@@ -24,7 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROPS = "tests/test_properties.py"
-KILLS = "tests/test_mutation_kills.py"
+SEARCH = "tests/test_search.py"
+REFERENCE = "tests/test_reference.py"
+SEED = "tests/test_seed.py"
 
 # (name, file under src/sedc, text, replacement, tests that must fail)
 MUTANTS = [
@@ -38,17 +40,17 @@ MUTANTS = [
      "", [f"{PROPS}::test_pruning_ends_on_an_irreducible_counterfactual"]),
     ("the reference expands the tied entry that joined last", "reference/original.py",
      "key=lambda i: (P_sets_to_expand_on[i], -i)", "key=lambda i: (P_sets_to_expand_on[i], i)",
-     [f"{KILLS}::test_reference_tie_rule_on_its_own"]),
+     [f"{REFERENCE}::test_reference_tie_rule_on_its_own"]),
     ("frontier ties go to the entry that joined last", "core/search.py",
      "(-self._priority(original, target), self._joined, bits)",
      "(-self._priority(original, target), -self._joined, bits)",
-     [f"{KILLS}::test_frontier_ties_across_steps_go_to_the_entry_that_joined_first"]),
+     [f"{SEARCH}::test_frontier_ties_across_steps_go_to_the_entry_that_joined_first"]),
     ("the answer is the smallest drop", "core/search.py",
      "return min(found, key=lambda cf: cf.original)", "return max(found, key=lambda cf: cf.original)",
      [f"{PROPS}::test_search_is_the_same_whatever_the_take_and_feed_sizes"]),
     ("create_explanation_mask returns zeros", "core/seed.py",
      "return tensor[0].permute(1, 2, 0).numpy() * inside[:, :, None]",
-     "return tensor[0].permute(1, 2, 0).numpy() * 0", [f"{KILLS}::test_compat_helpers_by_hand"]),
+     "return tensor[0].permute(1, 2, 0).numpy() * 0", [f"{SEED}::test_seed_helpers_by_hand"]),
 ]
 
 

@@ -1,7 +1,10 @@
 """Score tables: models whose scores are an exact, known function of the removed pixels.
 
-Used by the property tests (tests/test_properties.py) and the mutation-killing tests
-(tests/test_mutation_kills.py). An image is (1, 2, 1, W): channel 0 is 1 where a pixel is kept and
+A tool of its own beside the tiny networks of :mod:`helpers.models`: a :class:`TableModel` is not
+a network but an exact score function, one table per image, with the search's answer computable
+by brute force (:func:`best_counterfactual`, :func:`all_subsets`). Used by the property tests
+(tests/test_properties.py) and by the hand-computed tests of the search, the engine, the seed API,
+the reference and explain_many. An image is (1, 2, 1, W): channel 0 is 1 where a pixel is kept and
 0 where it is removed (the fill is 0 there), channel 1 holds the image's id (id / 8 everywhere, in
 the image and in the fill alike), so one model can hold a different table per image and
 ``explain_many`` can mix images in one batch.
@@ -69,7 +72,17 @@ class TableModel(torch.nn.Module):
         return self.base[ids] + linear + pair
 
     def seen_by(self, image_id: int) -> list[frozenset]:
+        """The removed-pixel sets the model scored for image ``image_id``, in order."""
         return [s for i, s in self.seen if i == image_id]
+
+
+SEG3 = np.array([[0, 0, 1, 1, 2, 2]], dtype=np.int64)
+"""Segments of the default (width 6) image: three segments of two pixels."""
+
+
+def flip_on_segment_1() -> TableModel:
+    """Removing segment 1 of :data:`SEG3` (pixels 2, 3) moves class 1 from 0.5 to 1.5 over class 0's 1.0."""
+    return TableModel([table_from([1.0, 0.5], [[0, 0], [0, 0], [0, 0.5], [0, 0.5], [0, 0], [0, 0]])])
 
 
 def image(image_id: int = 0, width: int = WIDTH) -> torch.Tensor:
@@ -111,10 +124,12 @@ def pixels_to_labels(pixels: frozenset, segments: np.ndarray) -> frozenset:
 
 
 def labels_to_pixels(labels, segments: np.ndarray) -> frozenset:
+    """The pixel positions of the segments ``labels`` (segments is (1, W))."""
     return frozenset(np.flatnonzero(np.isin(segments[0], list(labels))).tolist())
 
 
 def is_counterfactual(scores: np.ndarray, original_class: int, target: int | None) -> bool:
+    """Whether ``scores`` predict another class than ``original_class`` (SEDC) or ``target`` (SEDC-T)."""
     predicted = int(np.argmax(scores))
     return predicted != original_class if target is None else predicted == target
 
@@ -136,5 +151,6 @@ def best_counterfactual(sets: list[frozenset], table: Table, original_class: int
 
 
 def all_subsets(n: int):
+    """Every non-empty subset of ``range(n)``, smallest first."""
     for size in range(1, n + 1):
         yield from (frozenset(c) for c in combinations(range(n), size))
