@@ -201,14 +201,14 @@ def run(args) -> list[dict]:
             c = int(row.argmax())
             p = float(row[c])
             second = int(np.argsort(-row, kind="stable")[1])
-            n = len(prepared.labels)
+            n = len(prepared.segment_ids)
             for target in [None if t == "none" else second for t in args.targets]:
                 for variant in args.variants:
                     start = time.perf_counter()
                     rec = drive(variant, scorer, n, c, p, target, args.max_evals)
                     rec.update(photo=photo, segmentation=seg_name, mode=args.mode, n_segments=n, target=target,
-                               original_class=c, label=model.labels[c],
-                               new_label=None if rec["new_class"] is None else model.labels[rec["new_class"]])
+                               original_class=c, label=model.class_names[c],
+                               new_label=None if rec["new_class"] is None else model.class_names[rec["new_class"]])
                     records.append(rec)
                     print(f"{photo:22s} {seg_name:10s} N={n:3d} {'SEDC-T' if target is not None else 'SEDC  '} "
                           f"{variant:9s} {rec['stop_reason']:9s} k={rec['k']} evals={rec['evals']} "

@@ -137,7 +137,7 @@ def test_usage_errors_exit_2(tmp_path: Path, small_images: Path, capsys: pytest.
         ("--device", "tpu9"): "device 'tpu9' is not valid",
         ("--segments", "9"): "--segments applies to",
         ("--segmentation", "felzenszwalb", "--segments", "9"): "--segments applies to",
-        ("--labels", "labels.txt"): "only apply to your own models",
+        ("--class-names", "labels.txt"): "only apply to your own models",
         ("--model", str(tmp_path / "missing.pt")): "model file not found",
         ("--model", "no-such-model"): "built-in models: efficientnet-lite0",
         ("--model", "no_such_module_xyz:build"): "cannot import module",
@@ -171,7 +171,7 @@ def test_torchscript_model_then_resume_and_overwrite(tmp_path: Path, small_image
                                                       capsys: pytest.CaptureFixture) -> None:
     model_file, labels_file = scripted
     out = tmp_path / "out"
-    args = ["explain", small_images, "--model", model_file, "--labels", labels_file,
+    args = ["explain", small_images, "--model", model_file, "--class-names", labels_file,
             "--input-size", "32", "--segmentation", "grid", "--segments", "9", "--mode", "mean",
             "--max-time", "20", "--out", out]
     result = sedc_cli(*args)
@@ -239,7 +239,7 @@ def test_resume_refuses_other_segmentation_or_target(tmp_path: Path, small_image
                                                      capsys: pytest.CaptureFixture) -> None:
     model_file, labels_file = scripted
     out = tmp_path / "out"
-    args = ["explain", str(small_images), "--model", str(model_file), "--labels", str(labels_file),
+    args = ["explain", str(small_images), "--model", str(model_file), "--class-names", str(labels_file),
             "--input-size", "32", "--segmentation", "grid", "--segments", "9", "--mode", "mean",
             "--max-evals", "20", "--no-figures", "--quiet", "--out", str(out)]
     assert main(args) == 0
@@ -355,7 +355,7 @@ def build_slow():
 def test_devices_give_the_same_results_as_one_process(tmp_path: Path, small_images: Path,
                                                       scripted: tuple[Path, Path]) -> None:
     model_file, labels_file = scripted
-    common = ["explain", small_images, "--model", model_file, "--labels", labels_file, "--input-size", "32",
+    common = ["explain", small_images, "--model", model_file, "--class-names", labels_file, "--input-size", "32",
               "--segmentation", "grid", "--segments", "9", "--mode", "mean", "--no-figures", "--quiet"]
     single = sedc_cli(*common, "--out", tmp_path / "one")
     multi = sedc_cli(*common, "--devices", "cpu,cpu", "--out", tmp_path / "two")
@@ -418,7 +418,7 @@ def test_ray_runs_through_scale_iter_explain_and_a_lost_cluster_is_exit_2(
     monkeypatch.setattr(ray_session, "join", lambda ray, address, timeout: None)  # a joined cluster
     monkeypatch.setattr(sedc.scale, "iter_explain", iter_explain)
     model_file, labels_file = scripted
-    code = main(["explain", str(small_images), "--model", str(model_file), "--labels", str(labels_file),
+    code = main(["explain", str(small_images), "--model", str(model_file), "--class-names", str(labels_file),
                  "--input-size", "32", "--segmentation", "grid", "--segments", "9", "--mode", "mean",
                  "--runtime", "torch", "--no-figures", "--quiet", "--out", str(tmp_path / "out"),
                  "--ray", "auto"])

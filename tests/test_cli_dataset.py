@@ -41,7 +41,7 @@ def tiny_model(tmp_path: Path) -> list[str]:
     model_file, labels_file = tmp_path / "tiny.pt", tmp_path / "labels.txt"
     torch.jit.script(Cells(every=4)).save(str(model_file))
     labels_file.write_text("\n".join(TINY_LABELS) + "\n", encoding="utf-8")
-    return ["--model", str(model_file), "--labels", str(labels_file), "--input-size", "48",
+    return ["--model", str(model_file), "--class-names", str(labels_file), "--input-size", "48",
             "--segmentation", "grid", "--segments", "9", "--max-time", "30"]
 
 

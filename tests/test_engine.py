@@ -115,7 +115,7 @@ def test_target_equal_to_the_number_of_classes_is_refused():
 def test_explanation_fields_and_seed_tuple(coffee32, seg32):
     model = quadrants()
     e = sedc.explain(coffee32, model, seg32, mode="mean")
-    assert e.found and e.stop_reason == "found" and e.segments == [0, 2, 3]
+    assert e.found and e.stop_reason == "found" and e.removed == [0, 2, 3]
     assert e.original_class == 1 and e.new_class == 0
     assert e.image.shape == (1, 3, 32, 32) and e.perturbed_image.shape == (1, 3, 32, 32)
     # cells 0, 2 and 3 of the 4 x 4 grid of 8-pixel cells: the first, third and fourth of the top row
@@ -150,7 +150,7 @@ def test_numpy_uint8_pil_and_tensor_inputs_agree(coffee32, seg4):
     results = [sedc.explain(x, model, seg4, mode="mean") for x in (
         as_uint8, Image.fromarray(as_uint8), torch.from_numpy(as_uint8).permute(2, 0, 1),
         torch.from_numpy(as_uint8.astype(np.float32) / 255).permute(2, 0, 1))]
-    assert len({(tuple(r.segments), r.new_class, r.n_evaluations) for r in results}) == 1
+    assert len({(tuple(r.removed), r.new_class, r.n_evaluations) for r in results}) == 1
     for r in results[1:]:  # the same pixels, channels in the same order
         assert torch.equal(r.image, results[0].image)
 
@@ -161,7 +161,7 @@ def test_logits_are_used_as_returned():
     model = RegionModel(seg, np.array([[-30, 0], [-30, 0], [0, 0], [0, 0]], np.float32),
                         np.array([50.0, 0.0], np.float32))
     e = sedc.explain(torch.ones(1, 1, 8, 8), model, seg, mode=zeros_fill)
-    assert e.original_score == 50.0 and e.segments == [0, 1] and e.new_score == 0.0
+    assert e.original_score == 50.0 and e.removed == [0, 1] and e.new_score == 0.0
 
 
 # ---------------------------------------------------------------------------- limits, options and defaults
@@ -169,7 +169,7 @@ def test_a_generous_max_time_changes_nothing():
     table = tb.table_from([1.0, 0.5], [[-0.25, -0.25], [-0.125, 0.25], [-0.125, 0.25], [0.0, 0.0]])
     seg = np.arange(4)[None]
     e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, max_time=3600.0)
-    assert (e.segments, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
+    assert (e.removed, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
 
 
 def test_a_limit_reached_while_pruning_keeps_the_search_answer():
@@ -181,10 +181,10 @@ def test_a_limit_reached_while_pruning_keeps_the_search_answer():
     def run(**options):
         return sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, prune=True, **options)
 
-    assert (run().segments, run().n_evaluations) == ([1, 2], 11)
+    assert (run().removed, run().n_evaluations) == ([1, 2], 11)
     for batch_size in (1, 4):
         e = run(max_evals=10, batch_size=batch_size)  # the budget ends with the search: no pruning
-        assert (e.segments, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
+        assert (e.removed, e.found, e.stop_reason, e.n_evaluations) == ([0, 1, 2], True, "found", 10)
 
 
 class SlowTable(tb.TableModel):
@@ -215,7 +215,7 @@ def test_explain_random_fill_uses_seed_0_by_default_and_float32_outputs():
     seg = np.arange(4)[None]
     e = sedc.explain(tb.image(0, 4), AnyChangeFlips(), seg, mode="random")
     noise = random_fill_array(1, 4, 2, 0)
-    assert e.segments == [0]
+    assert e.removed == [0]
     np.testing.assert_array_equal(e.perturbed_image[0, :, 0, 0].numpy(), noise[0, 0])
     assert e.explanation_image.dtype == np.float32
     assert sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill).explanation_image.dtype == np.float32

@@ -27,7 +27,7 @@ FILL_TOLERANCE = {"mean": 1e-6, "blur": 1e-5, "inpaint": 0.0}
 def assert_matches_reference(e, ref, real_model, mode) -> None:
     """Same set, classes and perturbed image as the reference, and the scores of that image."""
     assert e.found and e.stop_reason == "found"
-    assert e.segments == sorted(ref.segments_in_explanation)
+    assert e.removed == sorted(ref.segments_in_explanation)
     assert e.new_class == ref.new_class and e.original_class == ref.predicted_class_index
     assert e.n_evaluations <= ref.n_evaluations
     np.testing.assert_allclose(e.perturbed_image[0].permute(1, 2, 0).numpy(), ref.perturbation,
@@ -48,12 +48,12 @@ def test_explain_and_batch_api_match_the_reference(real_model, photos, oracle, n
     assert_matches_reference(e, ref, real_model, mode)
     tensor = torch.from_numpy(image).permute(2, 0, 1)[None]
     batch = sedc.sedc_pytorch_batch(tensor, real_model.module, segments, mode, torch.device("cpu"), batch_size=8)
-    assert sorted(batch[1]) == e.segments and batch[3] == e.new_class and batch[4] == e.original_class
+    assert sorted(batch[1]) == e.removed and batch[3] == e.new_class and batch[4] == e.original_class
     # (the fill of a channels-first tensor and of an (H, W, C) array may differ in the last bit)
     torch.testing.assert_close(batch[2], e.perturbed_image, rtol=0, atol=FILL_TOLERANCE[mode])
     if name in CHEAP:
         single = sedc.sedc_pytorch(tensor, real_model.module, segments, mode, torch.device("cpu"))
-        assert sorted(single[1]) == e.segments and single[3] == e.new_class
+        assert sorted(single[1]) == e.removed and single[3] == e.new_class
 
 
 def test_counterfactual_really_changes_the_class(real_model, photos):
@@ -68,7 +68,7 @@ def test_counterfactual_really_changes_the_class(real_model, photos):
     mask = torch.from_numpy(e.mask)
     changed = (e.perturbed_image != e.image).any(dim=1)[0]
     assert not changed[~mask].any()
-    for label in e.segments:
+    for label in e.removed:
         assert changed[torch.from_numpy(e.segmentation == label)].any(), label
     restored = torch.where(mask, e.image, e.perturbed_image)
     assert torch.equal(restored, e.image)
@@ -80,12 +80,12 @@ def test_counterfactual_really_changes_the_class(real_model, photos):
 
 def test_targeted_search_reaches_the_requested_class(real_model, photos):
     image, segments = photos["chelsea"]
-    tabby = sedc.models.resolve_class("tabby", real_model.labels)
+    tabby = sedc.models.resolve_class("tabby", real_model.class_names)
     e = sedc.explain(image, real_model.module, segments, mode="blur", target=tabby)
-    assert real_model.labels[e.original_class] == "Egyptian cat"
+    assert real_model.class_names[e.original_class] == "Egyptian cat"
     assert e.found and e.new_class == tabby and e.target == tabby
     ref = reference.sedc_t(image, reference.TorchPredictor(real_model.module), segments, tabby, "blur")
-    assert e.segments == sorted(ref.segments_in_explanation) and ref.new_class == tabby
+    assert e.removed == sorted(ref.segments_in_explanation) and ref.new_class == tabby
     assert e.n_evaluations <= ref.n_evaluations
 
 
@@ -93,7 +93,7 @@ def test_default_segmentation_is_the_papers_quickshift(real_model, photos):
     image, segments = photos["astronaut"]
     a = sedc.explain(image, real_model.module, mode="mean")
     b = sedc.explain(image, real_model.module, segments, mode="mean")
-    assert np.array_equal(a.segmentation, segments) and a.segments == b.segments
+    assert np.array_equal(a.segmentation, segments) and a.removed == b.removed
 
 
 def test_prune_gives_an_irreducible_counterfactual(real_model, photos):
@@ -101,8 +101,8 @@ def test_prune_gives_an_irreducible_counterfactual(real_model, photos):
     e = sedc.explain(image, real_model.module, segments, mode="blur", prune=True)
     assert e.found
     with torch.inference_mode():
-        for label in e.segments:
-            fewer = [s for s in e.segments if s != label]
+        for label in e.removed:
+            fewer = [s for s in e.removed if s != label]
             if not fewer:
                 continue
             fill = sedc.create_perturbation_mask(image, segments, "blur")
@@ -115,7 +115,7 @@ def test_harmonic_inpainting_mode_runs_on_a_real_photo(real_model, photos):
     # astronaut, one segment flips the class in step 1 (34 evaluations: the image + 33 segments).
     image, segments = photos["astronaut"]
     e = sedc.explain(image, real_model.module, segments, mode="harmonic", max_evals=200)
-    assert e.found and e.stop_reason == "found" and len(e.segments) >= 1
+    assert e.found and e.stop_reason == "found" and len(e.removed) >= 1
     assert e.n_evaluations <= 200
     mask = torch.from_numpy(e.mask)
     assert torch.equal(e.perturbed_image[0][:, ~mask], e.image[0][:, ~mask])

@@ -41,7 +41,7 @@ def test_out_of_memory_halves_the_batch_and_retries_the_same_candidates():
                             batch_size=1)
     model = OomAbove(seg, weights, base, limit=3)
     e = sedc.explain(torch.ones(1, 1, 12, 16), model, seg, mode=zeros_fill, batch_size=12)
-    assert (e.segments, e.new_class, e.n_evaluations) == (expected.segments, expected.new_class,
+    assert (e.removed, e.new_class, e.n_evaluations) == (expected.removed, expected.new_class,
                                                          expected.n_evaluations)
     # 12 fails, then 6 fails, then 3 works and stays the cap for the rest of the search
     after = model.sizes[model.sizes.index(12):]
@@ -141,7 +141,7 @@ def test_cuda_matches_the_cpu_reference(real_model, photos, mode):
         image, segments = photos[name]
         ref = reference.sedc(image, reference.TorchPredictor(real_model.module), segments, mode)
         e = sedc.explain(image, cuda_model.module, segments, mode=mode)
-        assert e.segments == sorted(ref.segments_in_explanation) and e.new_class == ref.new_class
+        assert e.removed == sorted(ref.segments_in_explanation) and e.new_class == ref.new_class
         assert e.n_evaluations <= ref.n_evaluations
         half = sedc.explain(image, cuda_model.module, segments, mode=mode, autocast=True)
         assert half.found
@@ -157,4 +157,4 @@ def test_cuda_explain_many_matches_explain(photos):
     many = sedc.explain_many(images, cuda_model.module, segs, mode="blur")
     for image, seg, got in zip(images, segs, many):
         alone = sedc.explain(image, cuda_model.module, seg, mode="blur")
-        assert (got.segments, got.new_class) == (alone.segments, alone.new_class)
+        assert (got.removed, got.new_class) == (alone.removed, alone.new_class)

@@ -103,7 +103,7 @@ def test_torchvision_spec_with_random_weights(monkeypatch):
     real = tv.models.get_model
     monkeypatch.setattr(tv.models, "get_model", lambda name, weights=None: real(name, weights=None))
     loaded = models.load_user_model("torchvision:resnet18:IMAGENET1K_V1")
-    assert loaded.labels[281] == "tabby" and loaded.num_classes == 1000
+    assert loaded.class_names[281] == "tabby" and loaded.num_classes == 1000
     assert loaded.input_size == 224 and not loaded.module.training
     assert loaded.preprocessing.resize == 256 and loaded.preprocessing.crop == (224, 224)
     image = loaded.prepare(probe())
@@ -144,7 +144,7 @@ def test_timm_spec_with_random_weights(monkeypatch):
     monkeypatch.setattr(timm, "create_model", lambda name, pretrained=False, **kw: real(name, pretrained=False))
     loaded = models.load_user_model("timm:vit_tiny_patch16_224.augreg_in21k_ft_in1k")
     assert loaded.preprocessing.mean == (0.5, 0.5, 0.5)  # not ImageNet's: the 3-regions-vs-1 bug
-    assert loaded.labels[281] == "tabby" and loaded.input_size == 224
+    assert loaded.class_names[281] == "tabby" and loaded.input_size == 224
     x = torch.rand(2, 3, 224, 224)
     with torch.no_grad():
         assert loaded.module(x).shape == (2, 1000)
@@ -177,5 +177,5 @@ def test_explain_with_a_torchvision_model_in_training_mode(monkeypatch):
     with pytest.warns(UserWarning, match="training mode"):
         got = sedc.explain(image, net, segments, mode="mean", max_evals=40)
     want = sedc.explain(image, net.eval(), segments, mode="mean", max_evals=40)
-    assert (got.segments, got.new_class) == (want.segments, want.new_class)
+    assert (got.removed, got.new_class) == (want.removed, want.new_class)
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())

@@ -33,7 +33,7 @@ def test_explain_many_equals_explain(batch_size, window):
     assert len(results) == N_IMAGES
     for image, got in zip(images(), results):
         assert_same(got, alone(image, mode="mean", batch_size=batch_size))
-    assert {len(r.segments) for r in results} == {1, 2, 4}  # varied searches, all found
+    assert {len(r.removed) for r in results} == {1, 2, 4}  # varied searches, all found
 
 
 def test_explain_many_shares_model_batches_across_images():

@@ -99,7 +99,7 @@ def cli(*args, capsys) -> tuple[int, str]:
 def test_hf_folder_brings_its_labels_and_preprocessing(hf_dirs, photo, name):
     folder = hf_dirs[name]
     loaded = models.load_user_model(f"hf:{folder}")
-    assert loaded.labels == list(LABELS.values()) and loaded.name == f"hf:{folder}"
+    assert loaded.class_names == list(LABELS.values()) and loaded.name == f"hf:{folder}"
     assert not loaded.module.training
     processor = processor_of(folder)
     pixels = processor(Image.open(photo), return_tensors="pt")["pixel_values"]
@@ -150,8 +150,8 @@ def test_hf_model_built_from_a_config_is_explained_in_eval_mode(tmp_path, photo)
     with pytest.warns(UserWarning, match="training mode"):
         second = sedc.explain(image, wrapped, grid, mode="mean", max_evals=40)
     evaluated = sedc.explain(image, loaded.module, grid, mode="mean", max_evals=40)
-    assert (first.segments, first.n_evaluations) == (second.segments, second.n_evaluations)
-    assert (first.segments, first.new_class) == (evaluated.segments, evaluated.new_class)
+    assert (first.removed, first.n_evaluations) == (second.removed, second.n_evaluations)
+    assert (first.removed, first.new_class) == (evaluated.removed, evaluated.new_class)
     assert net.training and all(m.training for m in net.modules())
 
 
@@ -181,10 +181,10 @@ def test_hf_refuses_input_size_and_normalize(hf_dirs, photo, tmp_path, capsys):
 
 def test_labels_imagenet_and_files(hf_dirs, tmp_path):
     with pytest.raises(ValueError, match="ImageNet-1k labels has 1000 names but the model outputs 5"):
-        models.load_user_model(f"hf:{hf_dirs['vit']}", labels="imagenet")
+        models.load_user_model(f"hf:{hf_dirs['vit']}", class_names="imagenet")
     names = tmp_path / "names.txt"
     names.write_text("a\nb\nc\nd\ne\n")
-    assert models.load_user_model(f"hf:{hf_dirs['vit']}", labels=names).labels == list("abcde")
+    assert models.load_user_model(f"hf:{hf_dirs['vit']}", class_names=names).labels == list("abcde")
 
 
 def test_unknown_target_is_resolved_against_the_models_labels(hf_dirs, photo, tmp_path, capsys):
@@ -220,7 +220,7 @@ def test_every_output_kind_gives_the_tensor_answer(kind):
     image = tiny_image(4)
     want = sedc.explain(image, Wrapped("tensor"), grid(), mode="mean")
     got = sedc.explain(image, Wrapped(kind), grid(), mode="mean")
-    assert (got.segments, got.new_class, got.n_evaluations) == (want.segments, want.new_class,
+    assert (got.removed, got.new_class, got.n_evaluations) == (want.removed, want.new_class,
                                                                 want.n_evaluations)
     x = torch.rand(2, 3, 12, 12)
     with torch.no_grad():
@@ -260,7 +260,7 @@ class Small(torch.nn.Module):
 def test_pt2_file(tmp_path, photo, dynamic, capsys):
     path = export(Small().eval(), tmp_path / "small.pt2", dynamic=dynamic, size=(24, 32))
     loaded = models.load_user_model(path, normalize="half")
-    assert loaded.input_size == (24, 32) and loaded.labels == [str(i) for i in range(5)]
+    assert loaded.input_size == (24, 32) and loaded.class_names == [str(i) for i in range(5)]
     x = torch.rand(5, 3, 24, 32)
     with torch.no_grad():
         want = Small().eval()((x - 0.5) / 0.5)["logits"].softmax(1)

@@ -51,13 +51,13 @@ def test_default_model_recognises_chelsea(lite0: LoadedModel) -> None:
     assert probs.shape == (1, 1000)
     assert torch.allclose(probs.sum(dim=1), torch.ones(1), atol=1e-4)
     top = int(probs[0].argmax())
-    assert top in CATS, lite0.labels[top]
-    assert lite0.labels[top] in {"Egyptian cat", "tabby", "tiger cat"}
+    assert top in CATS, lite0.class_names[top]
+    assert lite0.class_names[top] in {"Egyptian cat", "tabby", "tiger cat"}
     assert float(probs[0, top]) > 0.5
 
 
 def test_load_accepts_devices_and_rejects_unknown_names() -> None:
-    assert models.load(device="cpu").labels[285] == "Egyptian cat"
+    assert models.load(device="cpu").class_names[285] == "Egyptian cat"
     loaded = models.load("EfficientNet-Lite0", device=torch.device("cpu"))
     assert next(loaded.module.parameters()).device.type == "cpu"
     with pytest.raises(ValueError, match="unknown model 'resnet'.*efficientnet-lite0"):
@@ -123,7 +123,7 @@ def test_torchscript_with_labels_file(tmp_path, scripted) -> None:
     labels = tmp_path / "labels.txt"
     labels.write_text("cat\ndog\n  bird  \nfish\n\n", encoding="utf-8")
     loaded = models.load_user_model(str(path), input_size=32, normalize="none", labels=labels)
-    assert loaded.labels == ["cat", "dog", "bird", "fish"]
+    assert loaded.class_names == ["cat", "dog", "bird", "fish"]
     assert loaded.input_size == 32 and loaded.name == str(path) and loaded.num_classes == 4
     x = _batch()
     with torch.no_grad():
@@ -137,7 +137,7 @@ def test_torchscript_traced_with_logits_and_imagenet_normalisation(tmp_path) -> 
     path = tmp_path / "traced.pt"
     torch.jit.trace(net, _batch()).save(str(path))
     loaded = models.load_user_model(path, input_size=32, softmax=False)
-    assert loaded.labels == ["0", "1", "2"]
+    assert loaded.class_names == ["0", "1", "2"]
     x = _batch()
     mean = torch.tensor(models.IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(models.IMAGENET_STD).view(1, 3, 1, 1)
@@ -180,7 +180,7 @@ def test_module_factory(tmp_path, monkeypatch) -> None:
     """), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     loaded = models.load_user_model("mymod:make", input_size=24, normalize="half")
-    assert loaded.labels == ["0", "1", "2", "3", "4"] and loaded.name == "mymod:make"
+    assert loaded.class_names == ["0", "1", "2", "3", "4"] and loaded.name == "mymod:make"
     assert not loaded.module.training
     inner = loaded.module.model
     x = _batch(24)
@@ -285,7 +285,7 @@ def test_model_spec_is_one_picklable_loader_and_factory():
     assert pickle.loads(pickle.dumps(spec)) == spec
     with pytest.warns(UserWarning, match="returned a model in training mode"):
         loaded = spec.load("cpu")  # the process that loads it hears about it
-    assert loaded.input_size == 12 and loaded.labels == [str(k) for k in range(5)]
+    assert loaded.input_size == 12 and loaded.class_names == [str(k) for k in range(5)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the copies built by workers stay quiet
         module = spec()

@@ -58,7 +58,7 @@ def test_explain_many_takes_the_object_or_keywords_alike():
     imgs = [tiny_image(k) for k in range(2)]
     by_object = explain_many(imgs, TinyNet(), grid(), options=ExplainOptions(mode="mean", max_evals=6))
     by_keywords = explain_many(imgs, TinyNet(), grid(), mode="mean", max_evals=6)
-    assert [e.segments for e in by_object] == [e.segments for e in by_keywords]
+    assert [e.removed for e in by_object] == [e.removed for e in by_keywords]
     assert [e.n_evaluations for e in by_object] == [e.n_evaluations for e in by_keywords] == [6, 6]
     overridden = explain_many(imgs, TinyNet(), grid(), options=ExplainOptions(mode="mean", max_evals=6),
                               max_evals=4)

@@ -107,7 +107,7 @@ def test_random_fill_is_reproducible_with_seed(coffee32, seg32):
     assert not torch.equal(make_fill(image, seg, "random", seed=3), make_fill(image, seg, "random", seed=4))
     a = sedc.explain(coffee32, SeededConvNet(), seg32, mode="random", seed=5, max_evals=100)
     b = sedc.explain(coffee32, SeededConvNet(), seg32, mode="random", seed=5, max_evals=100)
-    assert torch.equal(a.perturbed_image, b.perturbed_image) and a.segments == b.segments
+    assert torch.equal(a.perturbed_image, b.perturbed_image) and a.removed == b.removed
 
 
 def test_custom_fill_callable_and_ready_fill(coffee32, seg32, seg4):
@@ -120,9 +120,9 @@ def test_custom_fill_callable_and_ready_fill(coffee32, seg32, seg4):
     # Quadrant 1 (5.38) filled with 0.2 scores 2.0, below quadrant 0 (4.10): one segment flips.
     a = sedc.explain(coffee32, quadrants(), seg4, mode=dark)
     assert seen["args"] == ((1, 3, 32, 32), (32, 32)) and a.mode == "custom"
-    assert a.found and a.segments == [1] and a.new_class == 0 and a.n_evaluations == 5
+    assert a.found and a.removed == [1] and a.new_class == 0 and a.n_evaluations == 5
     b = sedc.explain(coffee32, quadrants(), seg4, mode=np.full((32, 32, 3), 0.2, np.float32))
-    assert a.segments == b.segments and a.n_evaluations == b.n_evaluations
+    assert a.removed == b.removed and a.n_evaluations == b.n_evaluations
     for e in (a, b):
         assert torch.equal(e.perturbed_image[0, :, :16, 16:], torch.full((3, 16, 16), 0.2))
         outside = torch.ones(32, 32, dtype=torch.bool)

@@ -122,11 +122,11 @@ def check_answer(e, table, segments, target, seen_pixels):
     assert e.original_class == c and e.original_score == pytest.approx(table.scores(frozenset())[c], abs=0)
     best = tb.best_counterfactual(seen_pixels, table, c, target)
     if best is None:
-        assert not e.found and e.segments == [] and e.new_class == c and not e.mask.any()
+        assert not e.found and e.removed == [] and e.new_class == c and not e.mask.any()
         assert not e.explanation_image.any() and torch.equal(e.perturbed_image, tb.image())
         return
     assert e.found
-    assert e.segments == sorted(tb.pixels_to_labels(best, segments))
+    assert e.removed == sorted(tb.pixels_to_labels(best, segments))
     scores = table.scores(best)
     assert e.new_class == int(np.argmax(scores))
     assert e.new_score == scores[e.new_class] and e.original_class_score == scores[c]
@@ -152,7 +152,7 @@ def test_explain_equals_the_reference(problem):
     assert ref.stop_reason in ("found", "exhausted")
     assert (e.found, e.stop_reason) == (ref.found, ref.stop_reason)
     assert e.original_class == ref.predicted_class_index
-    assert e.segments == sorted(ref.segments_in_explanation)
+    assert e.removed == sorted(ref.segments_in_explanation)
     assert e.new_class == ref.new_class
     assert e.n_evaluations <= ref.n_evaluations == predictor.n_calls
     np.testing.assert_array_equal(e.perturbed_image[0].permute(1, 2, 0).numpy(), ref.perturbation)
@@ -179,8 +179,8 @@ def test_a_limit_only_truncates_the_evaluated_sets(problem, prune, data):
     assert e.n_evaluations == len(seen) == min(max_evals, full.n_evaluations)
     assert seen == full_seen[: len(seen)]
     if len(seen) == len(full_seen):
-        assert (e.segments, e.found, e.stop_reason, e.new_class) == (
-            full.segments, full.found, full.stop_reason, full.new_class)
+        assert (e.removed, e.found, e.stop_reason, e.new_class) == (
+            full.removed, full.found, full.stop_reason, full.new_class)
     else:
         assert e.stop_reason in ("max_evals", "found")
         assert e.stop_reason == "max_evals" or (prune and full.found)
@@ -198,18 +198,18 @@ def test_pruning_ends_on_an_irreducible_counterfactual(problem, batch_size):
     if not e.found:
         assert e.n_evaluations == plain.n_evaluations
         return
-    assert set(e.segments) <= set(plain.segments)
-    event(f"pruned {len(plain.segments)} -> {len(e.segments)}")
+    assert set(e.removed) <= set(plain.removed)
+    event(f"pruned {len(plain.removed)} -> {len(e.removed)}")
     assert seen[: plain.n_evaluations] == plain_seen
     c = e.original_class
-    chosen = tb.labels_to_pixels(e.segments, segments)
+    chosen = tb.labels_to_pixels(e.removed, segments)
     scores = table.scores(chosen)
     assert tb.is_counterfactual(scores, c, target)
     assert e.new_class == int(np.argmax(scores)) and e.original_class_score == scores[c]
-    if len(e.segments) > 1:
-        for label in e.segments:
-            smaller = tb.labels_to_pixels(set(e.segments) - {label}, segments)
-            assert not tb.is_counterfactual(table.scores(smaller), c, target), (e.segments, label)
+    if len(e.removed) > 1:
+        for label in e.removed:
+            smaller = tb.labels_to_pixels(set(e.removed) - {label}, segments)
+            assert not tb.is_counterfactual(table.scores(smaller), c, target), (e.removed, label)
 
 
 @given(problems(), st.sampled_from([2, 3, 5, 64, "auto"]), st.booleans(),
@@ -219,8 +219,8 @@ def test_answer_does_not_depend_on_batch_size(problem, batch_size, prune, max_ev
     one, one_seen, _ = explain(table, segments, target, batch_size=1, prune=prune, max_evals=max_evals)
     e, seen, model = explain(table, segments, target, batch_size=batch_size, prune=prune, max_evals=max_evals)
     assert seen == one_seen
-    assert (e.segments, e.found, e.stop_reason, e.new_class, e.new_score, e.original_class_score,
-            e.n_evaluations) == (one.segments, one.found, one.stop_reason, one.new_class, one.new_score,
+    assert (e.removed, e.found, e.stop_reason, e.new_class, e.new_score, e.original_class_score,
+            e.n_evaluations) == (one.removed, one.found, one.stop_reason, one.new_class, one.new_score,
                                  one.original_class_score, one.n_evaluations)
     if isinstance(batch_size, int):
         assert max(model.batches) <= batch_size
@@ -244,9 +244,9 @@ def test_explain_many_equals_explain_however_batches_are_split(items, batch_size
         want = sedc.explain(images[i], alone_model, segs[i], mode=tb.fill, target=target, batch_size=1,
                             prune=prune, max_evals=max_evals)
         assert model.seen_by(i) == alone_model.seen_by(i)
-        assert (got.segments, got.found, got.stop_reason, got.new_class, got.new_score,
+        assert (got.removed, got.found, got.stop_reason, got.new_class, got.new_score,
                 got.original_class_score, got.n_evaluations, got.original_class) == (
-            want.segments, want.found, want.stop_reason, want.new_class, want.new_score,
+            want.removed, want.found, want.stop_reason, want.new_class, want.new_score,
             want.original_class_score, want.n_evaluations, want.original_class)
         torch.testing.assert_close(got.perturbed_image, want.perturbed_image, rtol=0, atol=0)
         np.testing.assert_array_equal(got.mask, want.mask)

@@ -49,8 +49,8 @@ def explain_ray(items, model, **options):
 
 def assert_same(got, want) -> None:
     assert isinstance(got, sedc.Explanation), got
-    assert (got.segments, got.new_class, got.n_evaluations, got.stop_reason) == (
-        want.segments, want.new_class, want.n_evaluations, want.stop_reason)
+    assert (got.removed, got.new_class, got.n_evaluations, got.stop_reason) == (
+        want.removed, want.new_class, want.n_evaluations, want.stop_reason)
     assert (got.mask == want.mask).all()
     assert got.mask.flags.writeable and got.image.numpy().flags.writeable
 

@@ -69,7 +69,7 @@ def test_reference_targeted_priority_by_hand():
                            tb.fill_hwc(0, 4))
     assert (ref.found, sorted(ref.segments_in_explanation), ref.new_class, ref.n_evaluations) == (True, [1, 2], 2, 8)
     e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, target=2)
-    assert (e.segments, e.new_score, e.n_evaluations) == ([1, 2], 1.0, 8)
+    assert (e.removed, e.new_score, e.n_evaluations) == ([1, 2], 1.0, 8)
 
 
 def test_reference_tie_rule_on_its_own():
@@ -80,7 +80,7 @@ def test_reference_tie_rule_on_its_own():
     seg = np.arange(4)[None]
     e = sedc.explain(tb.image(0, 4), tb.TableModel([table]), seg, mode=tb.fill, batch_size=1)
     ref = reference.sedc(tb.image_hwc(0, 4), reference.TorchPredictor(tb.TableModel([table])), seg, tb.fill_hwc(0, 4))
-    assert e.segments == sorted(ref.segments_in_explanation) == [0, 1, 2, 3] and e.n_evaluations == 11
+    assert e.removed == sorted(ref.segments_in_explanation) == [0, 1, 2, 3] and e.n_evaluations == 11
 
 
 @pytest.mark.parametrize("mode", ["mean", "blur", "random", "inpaint", "inpaint_telea", "harmonic", "callable",

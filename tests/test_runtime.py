@@ -290,8 +290,8 @@ def test_explain_with_the_accelerated_model_gives_the_torch_answer():
     for mode in ("mean", "blur"):
         a = sedc.explain(image, net, GRID, mode=mode, max_evals=300)
         b = sedc.explain(image, fast, GRID, mode=mode, max_evals=300)
-        assert a.found and len(a.segments) >= 2
-        assert (a.segments, a.new_class, a.n_evaluations) == (b.segments, b.new_class, b.n_evaluations)
+        assert a.found and len(a.removed) >= 2
+        assert (a.removed, a.new_class, a.n_evaluations) == (b.removed, b.new_class, b.n_evaluations)
 
 
 def test_worker_processes_reopen_the_session():
@@ -300,7 +300,7 @@ def test_worker_processes_reopen_the_session():
     images = [batch(1, seed=s)[0] for s in (0, 1)]
     expected = [sedc.explain(im, net, GRID, mode="mean", max_evals=100) for im in images]
     got = sedc.explain_many(images, fast, GRID, mode="mean", max_evals=100, devices="cpu,cpu")
-    assert [(e.segments, e.new_class) for e in got] == [(e.segments, e.new_class) for e in expected]
+    assert [(e.removed, e.new_class) for e in got] == [(e.removed, e.new_class) for e in expected]
 
 
 def test_benchmark_rows_on_onnxruntime_give_the_originals_answers():
@@ -328,7 +328,7 @@ def test_accelerated_explain_returns_the_references_counterfactual(real_model, p
     ref = oracle(name, mode)
     e = sedc.explain(image, accelerated, segments, mode=mode)
     assert e.found and ref.found
-    assert e.segments == sorted(ref.segments_in_explanation)
+    assert e.removed == sorted(ref.segments_in_explanation)
     assert (e.original_class, e.new_class) == (ref.predicted_class_index, ref.new_class)
     assert e.n_evaluations <= ref.n_evaluations
 

@@ -29,7 +29,7 @@ def test_best_counterfactual_of_the_last_step_by_hand():
     # children of {0}: {0,1} .5/.65 flips (drop .5), {0,2} no, {0,3} .7/.75 flips (drop .3).
     weights = [[-0.3, 0.05], [-0.2, 0.1], [-0.1, 0.0], [0.0, 0.2]]
     e, _ = run(weights, [1.0, 0.5])
-    assert e.found and e.segments == [0, 1] and e.new_class == 1 and e.original_class == 0
+    assert e.found and e.removed == [0, 1] and e.new_class == 1 and e.original_class == 0
     assert e.n_evaluations == 1 + 4 + 3
     assert e.original_class_score == pytest.approx(0.5) and e.new_score == pytest.approx(0.65)
     assert e.mask.sum() == 2 * 16
@@ -39,7 +39,7 @@ def test_priority_ties_expand_the_entry_that_joined_first():
     # {0} and {1} tie at priority .3; {0} joined first, so {0,2} (not {1,2}) is found.
     weights = [[-0.3, 0.0], [-0.3, 0.0], [0.0, 0.6], [0.0, 0.0]]
     e, _ = run(weights, [1.0, 0.3])
-    assert e.segments == [0, 2]
+    assert e.removed == [0, 2]
 
 
 def test_frontier_ties_across_steps_go_to_the_entry_that_joined_first():
@@ -51,7 +51,7 @@ def test_frontier_ties_across_steps_go_to_the_entry_that_joined_first():
                            (2, 3): [0.5, 0]})
     model = tb.TableModel([table])
     e = sedc.explain(tb.image(0, 4), model, np.arange(4)[None], mode=tb.fill, batch_size=4)
-    assert (e.segments, e.n_evaluations, e.new_score) == ([0, 3], 13, 0.875)
+    assert (e.removed, e.n_evaluations, e.new_score) == ([0, 3], 13, 0.875)
     assert [sorted(s) for s in model.seen_by(0)][-2:] == [[0, 3], [1, 3]]
     # the oracle breaks the same ties the same way (toward the entry that joined first)
     ref = reference.sedc(tb.image_hwc(0, 4), reference.TorchPredictor(tb.TableModel([table])), np.arange(4)[None],
@@ -63,7 +63,7 @@ def test_counterfactual_ties_return_the_first_found():
     # {0,1} and {0,2} both flip with the same drop: the first found, in label order, wins.
     weights = [[-0.3, 0.0], [0.0, 0.5], [0.0, 0.5], [0.0, 0.0]]
     e, _ = run(weights, [1.0, 0.3])
-    assert e.segments == [0, 1]
+    assert e.removed == [0, 1]
 
 
 def test_labels_need_not_be_contiguous_and_are_taken_in_ascending_order():
@@ -72,7 +72,7 @@ def test_labels_need_not_be_contiguous_and_are_taken_in_ascending_order():
     model = RegionModel(relabelled, np.asarray(weights, np.float32)[[1, 3, 0, 2]], np.array([1.0, 0.3], np.float32))
     e = sedc.explain(ONES, model, relabelled, mode=zeros_fill)
     # label 7 now joins first with the tied priority, so its child {7, 99} is the answer
-    assert e.segments == [7, 99]
+    assert e.removed == [7, 99]
 
 
 def test_targeted_search_by_hand():
@@ -82,11 +82,11 @@ def test_targeted_search_by_hand():
     # children of {0,1}: {0,1,2} [.6,.4,.75] predicts the target; {0,1,3} does not.
     weights = [[-0.3, 0.4, 0.1], [-0.1, 0.0, 0.3], [0.0, 0.0, 0.35], [0.0, 0.0, 0.0]]
     e, model = run(weights, [1.0, 0.0, 0.0], target=2)
-    assert e.found and e.segments == [0, 1, 2] and e.new_class == 2 and e.target == 2
+    assert e.found and e.removed == [0, 1, 2] and e.new_class == 2 and e.target == 2
     assert e.new_score == pytest.approx(0.75)
     ref = reference.sedc_t(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(model), SEG, 2,
                            mode=np.zeros((8, 8, 1), np.float32))
-    assert sorted(ref.segments_in_explanation) == e.segments and ref.new_class == 2
+    assert sorted(ref.segments_in_explanation) == e.removed and ref.new_class == 2
 
 
 def test_each_distinct_set_is_evaluated_once_and_never_more_than_the_reference():
@@ -109,7 +109,7 @@ def test_each_distinct_set_is_evaluated_once_and_never_more_than_the_reference()
                              reference.TorchPredictor(RegionModel(seg, weights, base, pairs)), seg,
                              np.zeros((12, 12, 1), np.float32), max_evals=800)
         assert e.found == ref.found
-        assert e.segments == sorted(ref.segments_in_explanation)
+        assert e.removed == sorted(ref.segments_in_explanation)
         assert e.new_class == ref.new_class
         assert e.n_evaluations <= ref.n_evaluations
         fewer += e.n_evaluations < ref.n_evaluations
@@ -128,7 +128,7 @@ def test_answer_does_not_depend_on_batch_size(batch_size):
     e = sedc.explain(torch.ones(1, 1, 12, 16), RegionModel(seg, weights, base), seg, mode=zeros_fill,
                      batch_size=batch_size)
     assert expected.found
-    assert (e.segments, e.new_class, e.n_evaluations) == (expected.segments, expected.new_class,
+    assert (e.removed, e.new_class, e.n_evaluations) == (expected.removed, expected.new_class,
                                                          expected.n_evaluations)
 
 
@@ -136,7 +136,7 @@ def test_exhausted_when_nothing_changes_the_class():
     e, model = run(np.zeros((4, 2)), [1.0, 0.0])
     assert not e.found and e.stop_reason == "exhausted"
     assert e.n_evaluations == 2 ** 4  # every non-empty subset once, plus the unperturbed image
-    assert e.segments == [] and e.new_class == e.original_class and not e.mask.any()
+    assert e.removed == [] and e.new_class == e.original_class and not e.mask.any()
     assert torch.equal(e.perturbed_image, ONES) and not e.explanation_image.any()
     ref = reference.sedc(np.ones((8, 8, 1), np.float32), reference.TorchPredictor(model), SEG,
                          np.zeros((8, 8, 1), np.float32))
@@ -164,9 +164,9 @@ def test_prune_drops_segments_while_the_class_stays_changed():
     # best-first finds {0,1,2}; {1,2} alone also flips but was never evaluated by the search.
     weights = [[-0.3, -0.3], [-0.1, 0.2], [-0.1, 0.2], [0.0, 0.0]]
     e, _ = run(weights, [1.0, 0.5])
-    assert e.segments == [0, 1, 2]
+    assert e.removed == [0, 1, 2]
     pruned, _ = run(weights, [1.0, 0.5], prune=True)
-    assert pruned.found and pruned.segments == [1, 2] and pruned.new_class == 1
+    assert pruned.found and pruned.removed == [1, 2] and pruned.new_class == 1
     assert pruned.n_evaluations == e.n_evaluations + 1  # {1,2}; {0,1} and {0,2} were known
 
 
@@ -194,11 +194,11 @@ def test_a_limit_mid_step_keeps_the_counterfactual_already_scored(batch_size):
     # drop .5), {0,2} (no), {0,3} (flips, drop .3). max_evals=6 = image + 4 singles + {0,1}.
     weights = [[-0.3, 0.05], [-0.2, 0.1], [-0.1, 0.0], [0.0, 0.2]]
     e, model = run(weights, [1.0, 0.5], max_evals=6, batch_size=batch_size)
-    assert e.found and e.segments == [0, 1] and e.new_class == 1 and e.stop_reason == "max_evals"
+    assert e.found and e.removed == [0, 1] and e.new_class == 1 and e.stop_reason == "max_evals"
     assert e.n_evaluations == 6 and model.removed_sets()[-1] == frozenset({0, 1})
     assert e.original_class_score == pytest.approx(0.5) and e.mask.sum() == 2 * 16
     e, _ = run(weights, [1.0, 0.5], max_evals=5, batch_size=batch_size)
-    assert not e.found and e.segments == [] and e.stop_reason == "max_evals"
+    assert not e.found and e.removed == [] and e.stop_reason == "max_evals"
 
 
 # ---------------------------------------------------------------------------- the worked example
@@ -213,15 +213,15 @@ WORKED = {  # docs/algorithm.md, "Worked example": (cat, dog, fox) per removed s
 @pytest.mark.parametrize("batch_size", [1, 2, 4, 64])
 def test_the_worked_example_of_the_docs(batch_size):
     e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size)
-    assert e.found and e.segments == [2, 3] and e.new_class == 2 and e.stop_reason == "found"
+    assert e.found and e.removed == [2, 3] and e.new_class == 2 and e.stop_reason == "found"
     assert e.new_score == pytest.approx(0.45) and e.original_class_score == pytest.approx(0.20)
     assert e.n_evaluations == 10
     e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=9)
-    assert e.found and e.segments == [0, 3] and e.new_class == 1 and e.stop_reason == "max_evals"
+    assert e.found and e.removed == [0, 3] and e.new_class == 1 and e.stop_reason == "max_evals"
     e = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, max_evals=8)
     assert not e.found and e.stop_reason == "max_evals"
     pruned = sedc.explain(ONES, LookupModel(SEG, WORKED), SEG, mode=zeros_fill, batch_size=batch_size, prune=True)
-    assert pruned.segments == [2, 3] and pruned.n_evaluations == 10
+    assert pruned.removed == [2, 3] and pruned.n_evaluations == 10
 
 
 def test_the_reference_on_the_worked_example():
@@ -265,7 +265,7 @@ def test_targeted_reference_ties_by_hand():
     assert ref.found and ref.segments_in_explanation == [0, 1] and ref.new_class == 1
     assert ref.n_evaluations == 1 + 4 + 3
     e, _ = run(weights, [1.0, 0.3], target=1)
-    assert e.segments == [0, 1] and e.new_score == pytest.approx(1.0)
+    assert e.removed == [0, 1] and e.new_score == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------------------- pruning passes
@@ -284,10 +284,10 @@ def test_prune_runs_passes_until_nothing_can_be_dropped():
     base = np.array([1.0, 0.0], np.float32)
     ones = torch.ones(1, 1, 12, 12)
     e = sedc.explain(ones, RegionModel(seg, weights, base, pairs), seg, mode=zeros_fill)
-    assert e.found and e.segments == [1, 2, 3, 4, 5]
+    assert e.found and e.removed == [1, 2, 3, 4, 5]
     model = RegionModel(seg, weights, base, pairs)
     pruned = sedc.explain(ones, model, seg, mode=zeros_fill, prune=True)
-    assert pruned.found and pruned.segments == [4, 5] and pruned.new_class == 1
+    assert pruned.found and pruned.removed == [4, 5] and pruned.new_class == 1
     assert pruned.stop_reason == "found"
     # Sets scored after the search (the first is the unperturbed image). Pass 1: {2,3,4,5},
     # {1,3,4,5}, {1,2,4,5} ({1,2,3,5} and {1,2,3,4} were searched); all flip with class 0 at .7,
@@ -310,9 +310,9 @@ def test_targeted_pruning_picks_the_highest_target_score_of_a_pass():
     table = tb.table_from([1.0, 0.5, 0.25], weights)
     seg = np.arange(6)[None]
     plain = sedc.explain(tb.image(), tb.TableModel([table]), seg, mode=tb.fill, target=2)
-    assert (plain.segments, plain.n_evaluations) == ([0, 1, 3, 4, 5], 21)
+    assert (plain.removed, plain.n_evaluations) == ([0, 1, 3, 4, 5], 21)
     for batch_size in (1, 3, "auto"):
         e = sedc.explain(tb.image(), tb.TableModel([table]), seg, mode=tb.fill, target=2, prune=True,
                          batch_size=batch_size)
-        assert (e.segments, e.new_class, e.new_score, e.original_class_score) == ([0, 3, 4], 2, 1.375, 0.875)
+        assert (e.removed, e.new_class, e.new_score, e.original_class_score) == ([0, 3, 4], 2, 1.375, 0.875)
         assert e.n_evaluations == 29 and e.stop_reason == "found"

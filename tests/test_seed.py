@@ -23,11 +23,11 @@ def test_seed_api_matches_explain(coffee32, seg4):
     image = torch.from_numpy(coffee32).permute(2, 0, 1)[None]
     for mode, answer in (("mean", [1]), ("random", [0, 1])):
         e = sedc.explain(image, model, seg4, mode=mode)
-        assert e.found and e.segments == answer and e.new_class == 0 and e.original_class == 1
+        assert e.found and e.removed == answer and e.new_class == 0 and e.original_class == 1
         single = sedc.sedc_pytorch(image, model, seg4, mode, torch.device("cpu"))
         batch = sedc.sedc_pytorch_batch(image, model, seg4, mode, torch.device("cpu"), batch_size=8)
         for result in (single, batch):
-            assert result[1] == e.segments and result[3] == e.new_class and result[4] == e.original_class
+            assert result[1] == e.removed and result[3] == e.new_class and result[4] == e.original_class
             np.testing.assert_array_equal(result[0], e.explanation_image)
             assert torch.equal(result[2], e.perturbed_image)
 

@@ -41,7 +41,7 @@ def assert_untouched(model: torch.nn.Module, before: tuple[dict, list[bool]]) ->
 
 
 def key(e: sedc.Explanation) -> tuple:
-    return e.segments, e.new_class, e.original_class, e.n_evaluations, e.stop_reason
+    return e.removed, e.new_class, e.original_class, e.n_evaluations, e.stop_reason
 
 
 def training_warnings(record: list) -> list:
@@ -137,7 +137,7 @@ def test_seed_api(model):
     with pytest.warns(UserWarning, match="training mode"):
         got = sedc_pytorch(torch.from_numpy(image).permute(2, 0, 1), model, grid(), mode="mean")
     want = reference_answer(model, image, batch_size=1)
-    assert (got[1], got[3], got[4]) == (want.segments, want.new_class, want.original_class)
+    assert (got[1], got[3], got[4]) == (want.removed, want.new_class, want.original_class)
     assert_untouched(model, before)
 
 

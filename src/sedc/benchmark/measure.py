@@ -214,7 +214,7 @@ def _run_batch(photo: Photo, mode: str, ctx: "Context", max_evals: int | None = 
 
 
 def _explain_answer(e: Any) -> Answer:
-    return Answer(bool(e.found), [int(s) for s in e.segments], int(e.new_class), int(e.original_class),
+    return Answer(bool(e.found), [int(s) for s in e.removed], int(e.new_class), int(e.original_class),
                   int(e.n_evaluations), e.stop_reason)
 
 

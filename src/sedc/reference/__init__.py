@@ -5,6 +5,6 @@ Not part of the fast path: the benchmark's baseline and the tests' oracle
 mode)`` with a :class:`TorchPredictor` around a torch model.
 """
 
-from .original import ReferenceResult, TorchPredictor, fill_image, sedc, sedc_t
+from .original import ReferenceResult, TorchPredictor, fill_image, perturbed_image, sedc, sedc_t
 
-__all__ = ["ReferenceResult", "TorchPredictor", "fill_image", "sedc", "sedc_t"]
+__all__ = ["ReferenceResult", "TorchPredictor", "fill_image", "perturbed_image", "sedc", "sedc_t"]

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..base.deprecated import renamed_attribute
 from ..base.errors import InputError
 from ..base.options import MODES
 from ..base.outputs import eval_mode, to_scores, warn_training_mode
@@ -112,6 +113,12 @@ def fill_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: int = 0
         labels = torch.from_numpy(np.unique(segments, return_inverse=True)[1].reshape(segments.shape))
         return harmonic_inpaint(tensor, labels)[0].permute(1, 2, 0).numpy()
     raise InputError(f"unknown mode {mode!r}; valid modes are {', '.join(map(repr, MODES))}")
+
+
+def perturbed_image(image: np.ndarray, segments: np.ndarray, mode: Any, seed: int = 0) -> np.ndarray:
+    """Deprecated name of :func:`fill_image` (it returns the fill, not a perturbed image)."""
+    renamed_attribute("sedc.reference", "perturbed_image", "fill_image")
+    return fill_image(image, segments, mode, seed)
 
 
 def sedc(image: np.ndarray, classifier: Any, segments: np.ndarray, mode: str = "blur", *,

@@ -37,7 +37,7 @@ On one machine (starts a local Ray instance for the duration of the call):
 >>> loaders = [functools.partial(load_image, p, 224) for p in paths]           # doctest: +SKIP
 >>> for index, e in iter_explain_ray(loaders, ModelSpec("efficientnet-lite0"),
 ...                                  mode="blur", on_error="return"):             # doctest: +SKIP
-...     print(paths[index], e.segments)
+...     print(paths[index], e.removed)
 
 On a cluster: start it (``ray start --head`` on the head node, ``ray start --address=HEAD:6379``
 on the others, or a KubeRay / cloud launcher cluster), then either run the driver on a node with
