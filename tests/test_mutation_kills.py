@@ -526,7 +526,7 @@ def test_frontier_ties_across_steps_go_to_the_entry_that_joined_first():
                           {(0, 1): [0.25, 0], (0, 2): [0.25, 0.25], (0, 3): [0, 0.5], (1, 2): [0, -0.25],
                            (2, 3): [0.5, 0]})
     model = tb.TableModel([table])
-    e = sedc.explain(tb.image(0, 4), model, np.arange(4)[None], mode=tb.fill, batch_size=4)
+    e = sedc.explain(tb.image(0, 4), model, np.arange(4)[None], mode=tb.fill, batch_size=4, checks=())
     assert (e.segments, e.n_evaluations, e.new_score) == ([0, 3], 13, 0.875)
     assert [sorted(s) for s in model.seen_by(0)][-2:] == [[0, 3], [1, 3]]
     # the oracle breaks the same ties the same way (toward the entry that joined first)

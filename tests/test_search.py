@@ -82,7 +82,7 @@ def test_each_distinct_set_is_evaluated_once_and_never_more_than_the_reference()
         pairs[..., 0] = np.abs(pairs[..., 0])
         base = np.array([1.0, 0.75, 0.7], np.float32)
         model = RegionModel(seg, weights, base, pairs)
-        e = sedc.explain(ones, model, seg, mode=zeros_fill, batch_size=4)
+        e = sedc.explain(ones, model, seg, mode=zeros_fill, batch_size=4, checks=())
         sets = model.removed_sets()
         assert len(sets) == len(set(sets)) == e.n_evaluations
         ref = reference.sedc(np.ones((12, 12, 1), np.float32),
@@ -277,7 +277,7 @@ def test_prune_runs_passes_until_nothing_can_be_dropped():
     e = sedc.explain(ones, RegionModel(seg, weights, base, pairs), seg, mode=zeros_fill)
     assert e.found and e.segments == [1, 2, 3, 4, 5]
     model = RegionModel(seg, weights, base, pairs)
-    pruned = sedc.explain(ones, model, seg, mode=zeros_fill, prune=True)
+    pruned = sedc.explain(ones, model, seg, mode=zeros_fill, prune=True, checks=())
     assert pruned.found and pruned.segments == [4, 5] and pruned.new_class == 1
     assert pruned.stop_reason == "found"
     # Sets scored after the search (the first is the unperturbed image). Pass 1: {2,3,4,5},
