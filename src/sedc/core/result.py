@@ -17,7 +17,6 @@ import torch
 from ..base.deprecated import renamed_attribute
 from ..base.schema import EXPLANATION_FIELDS, fills_summary
 
-
 # --------------------------------------------------------------------------------------------
 # What the checks after the search found (computed by sedc.core.checks)
 # --------------------------------------------------------------------------------------------
