@@ -149,6 +149,8 @@ class Runner:
     def _finish(self, done: list[tuple[int, Job]], on_error: str) -> Iterator[Result]:
         """Check the jobs that finished this round in shared batches and yield their results (a job
         whose checks fail is retried alone, and fails alone)."""
+        if not done:
+            return
         try:
             checked = run_checks([job for _, job in done], self.evaluator, self.checker)
         except Exception as err:  # noqa: BLE001 - isolated below
