@@ -77,3 +77,27 @@ def seg32():
 def seg4():
     """4 cells: an exhaustive search costs at most 16 evaluations."""
     return grid_segments(2, 2, cell=16)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium tab set driven by Playwright (skipped where none can be had).
+
+    One browser context serves the whole session: with ``--single-process``, closing a
+    context (or the last tab) can end Chromium.
+    """
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright missing: pip install -e '.[test]'")
+    from helpers.browser import BrowserUnavailable, chromium
+
+    try:
+        settings = chromium()
+    except BrowserUnavailable as err:
+        pytest.skip(f"no headless Chromium: {err}")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(**settings, timeout=60_000)
+        context = launched.new_context(viewport={"width": 1280, "height": 4000})
+        keep_alive = context.new_page()
+        yield context
+        keep_alive.close()
+        launched.close()

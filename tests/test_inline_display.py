@@ -119,7 +119,9 @@ def test_the_card_shows_the_figure_the_classes_and_the_cost(explanation):
     assert "<b>bright</b> (0.60) → <b>dark &lt;b&gt;</b>" in card and "dark <b>" not in card
     assert f"{k} of {n} segments" in card
     assert f"{explanation.n_evaluations} in " in card and ">found<" in card
-    assert "Checks" not in card and checks_of(explanation) == {}
+    found = checks_of(explanation)  # the default checks: verify, and the area (always known)
+    assert set(found) == {"area", "verified", "verified_class", "verified_score", "n_check_evaluations"}
+    assert found["verified"] is True and "color:#666'>verified</td><td>True</td>" in card
 
 
 def test_the_card_lists_results_beyond_the_schema_fields(explanation):
@@ -128,7 +130,7 @@ def test_the_card_lists_results_beyond_the_schema_fields(explanation):
             return {**super().to_dict(), "checks": {"stable": True, "margin": 0.25}}
 
     checked = Checked(**{f.name: getattr(explanation, f.name) for f in dataclasses.fields(explanation)})
-    assert checks_of(checked) == {"checks": {"stable": True, "margin": 0.25}}
+    assert checks_of(checked)["checks"] == {"stable": True, "margin": 0.25}
     assert "stable: True<br>margin: 0.25" in card_html(checked)
 
 

@@ -324,30 +324,6 @@ def test_ten_thousand_rows_stay_small(big_report):
 
 # ---------------------------------------------------------------- the page, in Chromium
 
-@pytest.fixture(scope="module")
-def browser():
-    """A headless Chromium tab set driven by Playwright (skipped where none can be had).
-
-    One browser context serves the whole module: with ``--single-process``, closing a
-    context (or the last tab) can end Chromium.
-    """
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright missing: pip install -e '.[test]'")
-    from helpers.browser import BrowserUnavailable, chromium
-
-    try:
-        settings = chromium()
-    except BrowserUnavailable as err:
-        pytest.skip(f"no headless Chromium: {err}")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(**settings, timeout=60_000)
-        context = launched.new_context(viewport={"width": 1280, "height": 4000})
-        keep_alive = context.new_page()
-        yield context
-        keep_alive.close()
-        launched.close()
-
-
 @pytest.fixture
 def page(browser):
     """A fresh tab; fails the test on any console error or uncaught exception."""

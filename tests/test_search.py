@@ -50,7 +50,7 @@ def test_frontier_ties_across_steps_go_to_the_entry_that_joined_first():
                           {(0, 1): [0.25, 0], (0, 2): [0.25, 0.25], (0, 3): [0, 0.5], (1, 2): [0, -0.25],
                            (2, 3): [0.5, 0]})
     model = tb.TableModel([table])
-    e = sedc.explain(tb.image(0, 4), model, np.arange(4)[None], mode=tb.fill, batch_size=4)
+    e = sedc.explain(tb.image(0, 4), model, np.arange(4)[None], mode=tb.fill, batch_size=4, checks=())
     assert (e.removed, e.n_evaluations, e.new_score) == ([0, 3], 13, 0.875)
     assert [sorted(s) for s in model.seen_by(0)][-2:] == [[0, 3], [1, 3]]
     # the oracle breaks the same ties the same way (toward the entry that joined first)
@@ -102,7 +102,7 @@ def test_each_distinct_set_is_evaluated_once_and_never_more_than_the_reference()
         pairs[..., 0] = np.abs(pairs[..., 0])
         base = np.array([1.0, 0.75, 0.7], np.float32)
         model = RegionModel(seg, weights, base, pairs)
-        e = sedc.explain(ones, model, seg, mode=zeros_fill, batch_size=4)
+        e = sedc.explain(ones, model, seg, mode=zeros_fill, batch_size=4, checks=())
         sets = model.removed_sets()
         assert len(sets) == len(set(sets)) == e.n_evaluations
         ref = reference.sedc(np.ones((12, 12, 1), np.float32),
@@ -286,7 +286,7 @@ def test_prune_runs_passes_until_nothing_can_be_dropped():
     e = sedc.explain(ones, RegionModel(seg, weights, base, pairs), seg, mode=zeros_fill)
     assert e.found and e.removed == [1, 2, 3, 4, 5]
     model = RegionModel(seg, weights, base, pairs)
-    pruned = sedc.explain(ones, model, seg, mode=zeros_fill, prune=True)
+    pruned = sedc.explain(ones, model, seg, mode=zeros_fill, prune=True, checks=())
     assert pruned.found and pruned.removed == [4, 5] and pruned.new_class == 1
     assert pruned.stop_reason == "found"
     # Sets scored after the search (the first is the unperturbed image). Pass 1: {2,3,4,5},

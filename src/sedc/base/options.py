@@ -33,6 +33,15 @@ MODE_HELP = {  # the built-in fills: what a removed segment becomes
     "harmonic": "smooth inpainting of all regions at once, computed in PyTorch on the device",
 }
 MODES = tuple(MODE_HELP)
+CHECK_HELP = {  # the checks run on each counterfactual after the search (core/checks.py)
+    "verify": "re-evaluate the counterfactual alone (a batch of one, no autocast): 1 evaluation",
+    "fills": "the same regions removed with each other fill (mean, blur, random, harmonic): <= 4",
+    "minimal": "whether a single region can be dropped and the class stays changed: <= k",
+}
+CHECKS = tuple(CHECK_HELP)
+DEFAULT_CHECKS = ("verify",)
+CHECK_FILLS = ("mean", "blur", "random", "harmonic")  # harmonic: the inpainting computed on the device
+MODEL_CHECK = "model:"  # how the command line names a second model: model:SPEC
 AUTO = "auto"
 NO_LIMIT = "none"  # how the command line spells "no limit" (None in Python)
 
@@ -69,6 +78,14 @@ class ExplainOptions:
         Feed channels-last batches; ``"auto"``: on for modules with 2-D convolutions.
     max_batch : int, optional
         Memory cap: never more than this many candidates in one model call.
+    checks : tuple of str
+        The checks run on each counterfactual after the search, any of :data:`CHECKS`
+        (``"verify"``, ``"fills"``, ``"minimal"``); ``()`` for none. A single name, a list or a
+        set is accepted and kept in :data:`CHECKS` order.
+    check_models : tuple
+        Second classifiers the counterfactual is shown to (the ``transfers`` check): modules or
+        callables taking the first model's input, :class:`sedc.models.ModelSpec` s (loaded
+        where the check runs, resized to their own input size) or loaded models.
 
     Raises
     ------
@@ -87,6 +104,9 @@ class ExplainOptions:
     autocast: bool = False
     channels_last: bool | str = AUTO
     max_batch: int | None = None
+    # -- the checks after the search (core/checks.py) --
+    checks: tuple[str, ...] = DEFAULT_CHECKS
+    check_models: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         for name, value in check_fields({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}).items():
@@ -217,6 +237,37 @@ def _check_channels_last(option: Any) -> bool | str:
     return bool(option)
 
 
+def check_checks(checks: Any) -> tuple[str, ...]:
+    """Names of :data:`CHECKS` (one name, or a sequence or set of them), in :data:`CHECKS` order;
+    None or ``()`` for no checks."""
+    if checks is None:
+        return ()
+    names = (checks,) if isinstance(checks, str) else checks
+    if not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
+        raise InputTypeError(f"checks must be a tuple of check names ({', '.join(CHECKS)}) or () for "
+                             f"none; got {checks!r}")
+    unknown = sorted(set(names) - set(CHECKS))
+    if unknown:
+        hint = " (a second model is given with check_models=)" if any(n.startswith(MODEL_CHECK.rstrip(":"))
+                                                                     for n in unknown) else ""
+        raise InputError(f"unknown check(s) {', '.join(map(repr, unknown))}; the checks are "
+                         f"{', '.join(CHECKS)}{hint}")
+    return tuple(name for name in CHECKS if name in names)
+
+
+def check_check_models(models: Any) -> tuple[Any, ...]:
+    """Second classifiers: a module, callable, ``ModelSpec`` or loaded model, or a sequence of them."""
+    if models is None:
+        return ()
+    items = tuple(models) if isinstance(models, (list, tuple)) else (models,)
+    for item in items:
+        if not (callable(item) or hasattr(item, "module")):
+            raise InputTypeError("check_models must hold classifiers (modules or callables), "
+                                 "sedc.models.ModelSpec s or loaded models; got "
+                                 f"{type(item).__name__}")
+    return items
+
+
 _RULES: dict[str, Callable[[Any], Any]] = {
     "mode": check_mode,
     "target": check_target,
@@ -228,6 +279,8 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "autocast": _flag("autocast"),
     "channels_last": _check_channels_last,
     "max_batch": lambda value: positive_number("max_batch", value, integer=True),
+    "checks": check_checks,
+    "check_models": check_check_models,
 }
 
 
@@ -261,6 +314,20 @@ def parse_modes(text: str) -> list[str]:
     for mode in modes:
         check_mode(mode)
     return modes
+
+
+def parse_checks(text: str) -> tuple[str, ...]:
+    """``--check``: a comma-separated list of :data:`CHECKS` and ``model:SPEC`` entries, or
+    ``none``; each name checked by :func:`check_checks`, each ``model:`` given a spec."""
+    parts = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if parts == [NO_LIMIT] or not parts:
+        return ()
+    models = [part for part in parts if part.startswith(MODEL_CHECK)]
+    if any(not part[len(MODEL_CHECK):].strip() for part in models):
+        raise InputError(f"{MODEL_CHECK}SPEC needs a model spec after the colon (e.g. "
+                         f"model:torchvision:resnet50); got {text!r}")
+    names = check_checks([part for part in parts if part not in models])
+    return names + tuple(MODEL_CHECK + part[len(MODEL_CHECK):].strip() for part in models)
 
 
 def parse_integer_option(name: str, text: str) -> int:

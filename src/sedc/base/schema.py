@@ -34,6 +34,25 @@ EXPLANATION_FIELDS: dict[str, tuple[str, str]] = {
     "mode": ("mode", "what removed regions became"),
     "stop_reason": ("stop_reason", "found, exhausted, max_time or max_evals"),
     "target": ("target", "the SEDC-T target class searched for, or null"),
+    # -- the checks after the search (core/checks.py); null where a check did not run --
+    "area": ("area", "fraction of the image's pixels removed (0 when nothing was found)"),
+    "verified": ("checks.verified", "the counterfactual evaluated alone (batch of one, no autocast) is "
+                 "still new_class and still a counterfactual (check verify)"),
+    "verified_class": ("checks.verified_class", "the class it gets evaluated alone"),
+    "verified_score": ("checks.verified_score", "its score"),
+    "fills": ("checks.fill_outcomes", "the removed regions under each other fill: {fill: {holds, "
+              "new_class}}, holds: still a counterfactual (check fills)"),
+    "holds_under_every_fill": ("checks.holds_under_every_fill", "still a counterfactual under every "
+                               "other fill"),
+    "irreducible": ("checks.irreducible", "no single region can be dropped with the class still "
+                    "changed (check minimal; true by construction with --prune)"),
+    "droppable": ("checks.droppable", "the regions that could be dropped"),
+    "check_models": ("checks.model_outcomes", "each second model: {model, original_class, "
+                     "new_class, transfers} (check model:SPEC)"),
+    "transfers": ("checks.transfers", "every second model also leaves its own original class "
+                  "(SEDC) or reaches the target (SEDC-T)"),
+    "n_check_evaluations": ("n_check_evaluations", "model evaluations of the checks (not in "
+                            "n_evaluations)"),
 }
 
 # What ``sedc explain`` adds to each row: class names, ground truth and the run's settings.
@@ -58,6 +77,23 @@ ROW_ORDER = ("image", "found", "original_class", "original_label", "original_sco
              "removed", "n_segments_total", "n_evaluations", "elapsed_s", "mode", "stop_reason",
              "target", "target_label", "target_setting", "figure", "model", "segmentation", "runtime",
              "preprocessing")
+# The checks after the search close each row.
+CHECK_FIELDS = ("area", "verified", "verified_class", "verified_score", "fills", "holds_under_every_fill",
+                "irreducible", "droppable", "check_models", "transfers", "n_check_evaluations")
+ROW_ORDER += CHECK_FIELDS
+
+
+def fills_summary(fills: dict[str, dict[str, Any]] | None) -> str | None:
+    """The ``fills`` field in words: ``"holds under blur, mean; not under harmonic"`` (None: not run)."""
+    if not fills:
+        return None
+    holds = [fill for fill, outcome in fills.items() if outcome.get("holds")]
+    fails = [fill for fill, outcome in fills.items() if not outcome.get("holds")]
+    parts = [f"holds under {', '.join(holds)}"] if holds else []
+    if fails:
+        parts.append(f"not under {', '.join(fails)}")
+    return "; ".join(parts)
+
 
 # Keys written by earlier versions, read as their current name.
 LEGACY_KEYS = {"segments": "removed"}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from ..base.errors import UsageError
-from ..base.options import ExplainOptions
+from ..base.options import CHECKS, ExplainOptions
 from ..imaging.io import IMAGE_EXTENSIONS
 from ..imaging.segmentation import DEFAULT_PARAMS, METHODS
 from .common import EXIT_FAILED, EXIT_OK
@@ -23,9 +23,9 @@ from .dataset import (
     plan_rows,
     task_settings,
 )
-from .model import check_model_options, load_model, model_spec
+from .model import check_model_options, load_check_models, load_model, model_spec
 from .results import ResultStore
-from .rows import Run, figure_title, print_summary, result_row, status_line
+from .rows import Run, figure_title, print_summary, result_row, status_line, unverified_warning
 from .runtime import runtime_module
 
 SEGMENTS_METHODS = tuple(m for m in METHODS if "n_segments" in DEFAULT_PARAMS[m])  # take --segments
@@ -44,6 +44,7 @@ def run_explain(args: argparse.Namespace) -> int:
     check_dataset_options(args)
     images = find_inputs(args.paths)
     loaded = load_model(args)
+    second = load_check_models(args)  # --check model:SPEC, loaded (or refused) before any search
     target = resolve_target(args.target, loaded.class_names)
     truth = ground_truth(args.ground_truth, images, loaded.class_names)  # before any search
     module, runtime = runtime_module(args, loaded.module, loaded.input_size)
@@ -57,7 +58,7 @@ def run_explain(args: argparse.Namespace) -> int:
     run = Run(store, loaded.class_names, settings, args.quiet, total=len(images) * len(modes), skipped=skipped,
               n_modes=len(modes))
     if todo:  # nothing left to do starts no backend (no Ray session either)
-        explain_all(todo, loaded, args, run)
+        explain_all(todo, loaded, args, run, second)
     if not args.quiet:
         print_summary(run)
     if args.report:
@@ -122,12 +123,15 @@ def _segment_image(segment: Callable[..., Any], method: str, params: dict[str, A
     return segment(image, method, **params)
 
 
-def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, session: Any) -> Any:
+def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, session: Any,
+                   second: Sequence[tuple[Any, Any]] = ()) -> Any:
     """``(index, result)`` pairs from :func:`sedc.scale.iter_explain`: one process, worker
     processes (--devices) or Ray (--ray, on the cluster ``session`` joined: see
     :mod:`sedc.cli.ray_session`, which also hears of the actors that die).
 
-    ``tasks`` are :class:`sedc.scale.Task` s: each image's mode and target ride with it.
+    ``tasks`` are :class:`sedc.scale.Task` s: each image's mode and target ride with it. ``second``
+    holds the ``--check model:SPEC`` models as ``(ModelSpec, LoadedModel)``: workers and actors get
+    the spec and load their own copy, one process uses the loaded model.
     """
     from ..scale import iter_explain
 
@@ -135,9 +139,10 @@ def stream_results(tasks: list[Any], loaded: Any, args: argparse.Namespace, sess
     on_torch = getattr(loaded.module, "runtime", "torch") == "torch"  # an OnnxClassifier pickles itself
     classifier = model_spec(args) if remote and on_torch else loaded.module
     segmenter = make_segmenter(args.segmentation, args.segments)
+    check_models = [spec if remote else model for spec, model in second]
     return _cluster_loss_is_a_usage_error(iter_explain(
         tasks, classifier, segmenter=segmenter, on_error="return", devices=args.devices,
-        ray_address=args.ray, on_event=session.on_event, options=explain_options(args)))
+        ray_address=args.ray, on_event=session.on_event, options=explain_options(args, check_models)))
 
 
 def _cluster_loss_is_a_usage_error(results: Iterator[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
@@ -156,10 +161,13 @@ OPTION_FLAGS = {"batch_size": "batch_size", "max_time": "max_time", "max_evals":
                 "prune": "prune", "seed": "seed"}
 
 
-def explain_options(args: argparse.Namespace) -> ExplainOptions:
+def explain_options(args: argparse.Namespace, check_models: Sequence[Any] = ()) -> ExplainOptions:
     """The search settings given on the command line, shared by every image; the argument types
-    already applied the options' rules, so the values are trusted here."""
-    return ExplainOptions().with_checked({option: getattr(args, dest) for dest, option in OPTION_FLAGS.items()})
+    already applied the options' rules, so the values are trusted here. ``--check`` becomes
+    ``checks`` (its names) and ``check_models`` (the models of its ``model:SPEC`` entries)."""
+    options = ExplainOptions().with_checked({option: getattr(args, dest) for dest, option in OPTION_FLAGS.items()})
+    names = tuple(name for name in args.checks if name in CHECKS)
+    return options.with_checked({"checks": names, "check_models": tuple(check_models)})
 
 
 def make_tasks(planned: list[PlannedRow], loaded: Any, target: int | str | None) -> list[Any]:
@@ -174,7 +182,8 @@ def make_tasks(planned: list[PlannedRow], loaded: Any, target: int | str | None)
     return tasks
 
 
-def explain_all(planned: list[PlannedRow], loaded: Any, args: argparse.Namespace, run: Run) -> None:
+def explain_all(planned: list[PlannedRow], loaded: Any, args: argparse.Namespace, run: Run,
+                second: Sequence[tuple[Any, Any]] = ()) -> None:
     """Explain the planned (image, mode) rows and record each as it finishes (figure, then row)."""
     from tqdm import tqdm
 
@@ -183,7 +192,8 @@ def explain_all(planned: list[PlannedRow], loaded: Any, args: argparse.Namespace
 
     report = None if args.quiet else functools.partial(tqdm.write, file=sys.stderr)
     with backend_session(args, run.store.folder, report) as session:
-        results = stream_results(make_tasks(planned, loaded, run.settings["target"]), loaded, args, session)
+        results = stream_results(make_tasks(planned, loaded, run.settings["target"]), loaded, args, session,
+                                 second)
         pending = set(range(len(planned)))
         with tqdm(total=len(planned), unit="image", file=sys.stderr,
                   disable=True if args.quiet else None) as bar:
@@ -229,6 +239,11 @@ def record(run: Run, planned: PlannedRow, result: Any, stem: str | None, write: 
     run.rows.append(row)
     if not run.quiet:
         write(status_line(row, show_mode=run.n_modes > 1))
+    warning = unverified_warning(row, run.class_names, show_mode=run.n_modes > 1)
+    if warning:
+        from tqdm import tqdm
+
+        tqdm.write(warning, file=sys.stderr)
 
 
 def describe_error(err: BaseException) -> str:

@@ -26,6 +26,7 @@ from .common import (
     EXIT_USAGE,
     RenamedFlag,
     batch_size,
+    checks,
     input_size,
     max_evals,
     max_time,
@@ -112,6 +113,11 @@ def _add_explain_parser(commands: Any) -> None:
                         help="after finding a counterfactual, drop regions that are not needed")
     search.add_argument("--seed", type=seed, default=DEFAULTS.seed,
                         help=f"seed of the random mode (default: {DEFAULTS.seed})")
+    search.add_argument("--check", dest="checks", type=checks, default=DEFAULTS.checks,
+                        metavar="CHECK[,CHECK...]|none",
+                        help="checks run on each counterfactual after the search: verify, fills, "
+                             "minimal, model:SPEC (a second model), comma-separated, or none "
+                             f"(default: {','.join(DEFAULTS.checks)}; see 'checks' below)")
     scale = p.add_argument_group("scale (several images are always explained together, sharing model batches)")
     scale.add_argument("--devices", default=None, metavar="all|cuda:0,cuda:1|cpu,cpu",
                        help="one worker process per listed device, each with its own copy of the model; "

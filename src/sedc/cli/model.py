@@ -61,6 +61,23 @@ def load_model(args: argparse.Namespace) -> Any:
     return loaded
 
 
+def load_check_models(args: argparse.Namespace) -> list[tuple[Any, Any]]:
+    """The second models of ``--check model:SPEC``: ``(ModelSpec, LoadedModel)`` pairs, each loaded
+    once here (a spec that cannot be loaded is a usage error, before any search), warnings said."""
+    from ..base.options import MODEL_CHECK
+    from ..models import ModelSpec
+
+    pairs = []
+    for entry in (c for c in args.checks if c.startswith(MODEL_CHECK)):
+        spec = ModelSpec(entry[len(MODEL_CHECK):])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pairs.append((spec, _load(spec, args.device)))
+        for warning in caught:
+            print(f"sedc explain: warning: {one_line(str(warning.message))}", file=sys.stderr)
+    return pairs
+
+
 def _load(spec: Any, device: Any) -> Any:
     """``spec.load(device)``, every failure as a one-line UsageError."""
     try:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..base.schema import ordered
+from ..base.schema import fills_summary, ordered
 from .dataset import accuracy_line, truth_fields
 from .results import RESULTS_FILE, ResultStore
 
@@ -42,7 +42,8 @@ def figure_title(settings: dict[str, Any]) -> str:
 
 def status_line(row: dict[str, Any], show_mode: bool = False) -> str:
     """``chelsea.png: Egyptian cat 0.79 -> tabby 0.41, 3 regions, 57 evals, 4.1 s``
-    (``chelsea.png [mean]: ...`` with ``show_mode``)."""
+    (``chelsea.png [mean]: ...`` with ``show_mode``), then what the checks beyond verify found
+    (``...; holds under blur, mean; not under harmonic``)."""
     before = f"{row['original_label']} {row['original_score']:.2f}"
     n = len(row["removed"])
     if row["found"]:
@@ -51,7 +52,33 @@ def status_line(row: dict[str, Any], show_mode: bool = False) -> str:
         toward = f" toward {row['target_label']}" if row.get("target_label") else ""
         change = f"{before}, no counterfactual{toward} ({row['stop_reason']})"
     name = f"{row['image']} [{row['mode']}]" if show_mode else row["image"]
-    return f"{name}: {change}, {row['n_evaluations']} evals, {row['elapsed_s']:.1f} s"
+    checks = check_summary(row)
+    tail = f"; {checks}" if checks else ""
+    return f"{name}: {change}, {row['n_evaluations']} evals, {row['elapsed_s']:.1f} s{tail}"
+
+
+def check_summary(row: dict[str, Any]) -> str:
+    """What the checks beyond verify found, in words: ``holds under blur, mean; not under harmonic;
+    irreducible; transfers to resnet50`` (empty when none ran)."""
+    parts = [fills_summary(row.get("fills")) or ""]
+    if row.get("irreducible") is not None:
+        drop = ", ".join(map(str, row.get("droppable") or []))
+        parts.append("irreducible" if row["irreducible"] else f"reducible (could drop {drop})")
+    for model in row.get("check_models") or []:
+        parts.append(f"{'transfers' if model['transfers'] else 'does not transfer'} to {model['model']}")
+    return "; ".join(part for part in parts if part)
+
+
+def unverified_warning(row: dict[str, Any], class_names: list[str], show_mode: bool = False) -> str | None:
+    """The warning for a counterfactual that did not verify (None when it did, or was not checked)."""
+    if row.get("verified") is not False:
+        return None
+    from ..models.labels import class_name
+
+    name = f"{row['image']} [{row['mode']}]" if show_mode else row["image"]
+    alone = f"{class_name(row['verified_class'], class_names)} {row['verified_score']:.2f}"
+    return (f"warning: {name}: the counterfactual did not verify: evaluated alone (a batch of one, "
+            f"no autocast) the model says {alone}, not {row['new_label']} {row['new_score']:.2f}")
 
 
 
@@ -80,12 +107,32 @@ def print_summary(run: Run) -> None:
     stats.append(f"total time {time.perf_counter() - run.started:.1f} s")
     line = ", ".join(stats)
     print(line[0].upper() + line[1:] + ".")
+    checks = checks_line(rows)
+    if checks:
+        print(checks)
     accuracy = accuracy_line(rows)
     if accuracy:
         print(accuracy)
     figures = f"; figures: {run.store.folder}{os.sep}*.png" if any(r["figure"] for r in rows) else ""
     print(f"Results: {run.store.results}{figures}")
 
+
+
+def checks_line(rows: list[dict[str, Any]]) -> str | None:
+    """``Checks: 3 of 4 verified (1 not: see the warnings), 2 of 4 hold under every fill, ...``,
+    each over the rows its check ran on; None when no check ran."""
+    parts = []
+    for key, text in CHECK_COUNTS.items():
+        values = [row[key] for row in rows if row.get(key) is not None]
+        if values:
+            parts.append(f"{values.count(True)} of {len(values)} {text}")
+            if key == "verified" and False in values:
+                parts[-1] += f" ({values.count(False)} not: see the warnings)"
+    return "Checks: " + ", ".join(parts) + "." if parts else None
+
+
+CHECK_COUNTS = {"verified": "verified", "holds_under_every_fill": "hold under every fill",
+                "irreducible": "irreducible", "transfers": "transfer"}
 
 
 def plural(n: int, word: str) -> str:

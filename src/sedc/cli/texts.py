@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 
-from ..base.options import MODE_HELP, ExplainOptions
+from ..base.options import CHECK_HELP, MODE_HELP, ExplainOptions
 from ..base.schema import EXPLANATION_FIELDS, RESULTS_FILE, ROW_ORDER, RUN_FIELDS
 from ..imaging.samples import DEMO_PHOTOS, DEMO_SIZE
 
@@ -24,6 +24,15 @@ def _table(entries: dict[str, str], width: int, indent: int = 2, default: str | 
         lines += textwrap.wrap(text, 92, initial_indent=first, subsequent_indent=" " * (indent + width))
     return "\n".join(lines)
 
+
+CHECKS_EPILOG = f"""\
+checks (run on each counterfactual after the search, --check; not in n_evaluations):
+{_table({**CHECK_HELP, "model:SPEC": "the unperturbed and the perturbed image through a second model "
+         "(any --model spec, with its own input size): transfers when it too leaves its original "
+         "class (SEDC) or predicts the target (SEDC-T): 2 evaluations"}, 15, default=",".join(ExplainOptions().checks))}
+  the fraction of the image removed (area) is always recorded. An answer that does not verify is
+  named on stderr. Example: --check verify,fills,minimal,model:torchvision:resnet50
+"""
 
 MAIN_EPILOG = """\
 examples:
@@ -58,6 +67,7 @@ segmentation (how the image is cut into regions, --segmentation):
   felzenszwalb   graph-based regions of similar colour
   grid           a regular grid of about --segments N cells (default 49, i.e. 7x7)
 
+{CHECKS_EPILOG}
 --target accepts a class id (281) or a class name, case-insensitive, underscores as spaces
 ('tabby', 'Egyptian_cat'); for ImageNet models every synonym works ('tabby cat'). An unknown
 name exits with status 2 and suggests close names. --target true (needs --ground-truth)

@@ -12,6 +12,7 @@ from ..base.deprecated import renamed_argument
 from ..base.options import ExplainOptions
 from ..base.outputs import eval_mode
 from ..base.validate import classifier_device, split_loaded_model
+from .checks import Checker, attach, run_checks
 from .engine import evaluate_originals, finish, make_evaluator, make_job, run_jobs, use_channels_last
 from .result import Explanation
 
@@ -49,7 +50,11 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
         class), ``batch_size`` (``"auto"`` or an int), ``max_time`` (seconds), ``max_evals``
         (model evaluations, the unperturbed image included), ``seed`` (of the ``random`` fill),
         ``prune`` (drop segments while the class stays changed), ``autocast`` (CUDA float16),
-        ``channels_last`` (``"auto"``: on for conv models), ``max_batch`` (memory cap).
+        ``channels_last`` (``"auto"``: on for conv models), ``max_batch`` (memory cap),
+        ``checks`` (run after the search on the counterfactual: ``("verify",)`` by default;
+        ``"fills"``, ``"minimal"``; ``()`` for none) and ``check_models`` (second classifiers
+        or :class:`sedc.models.ModelSpec` s the counterfactual should transfer to); see
+        :mod:`sedc.core.checks`. Check evaluations are counted apart (``n_check_evaluations``).
 
     Returns
     -------
@@ -80,6 +85,7 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
         job = make_job(image, segmentation, options, dev, use_channels_last(options, classifier, dev))
         evaluate_originals([job], evaluator)
         run_jobs([job], evaluator)
-    result = finish(job)
+        checked = run_checks([job], evaluator, Checker(options, dev))[0]
+    result = attach(finish(job), checked)
     result.class_names = class_names
     return result

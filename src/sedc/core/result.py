@@ -1,4 +1,5 @@
-"""What a search returns: :class:`Explanation`.
+"""What a search returns: :class:`Explanation`, with what the checks after it found
+(:class:`CheckResults`).
 
 It sits above :mod:`sedc.display`, which draws it (``Explanation.plot``, and inline in Jupyter:
 ``_repr_png_``, ``_repr_html_``), and below the engine that makes it; the JSON form of a result
@@ -8,13 +9,133 @@ It sits above :mod:`sedc.display`, which draws it (``Explanation.plot``, and inl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from operator import attrgetter
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ..base.deprecated import renamed_attribute
-from ..base.schema import EXPLANATION_FIELDS
+from ..base.schema import EXPLANATION_FIELDS, fills_summary
+
+# --------------------------------------------------------------------------------------------
+# What the checks after the search found (computed by sedc.core.checks)
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VerifyCheck:
+    """The counterfactual evaluated alone: a batch of one, without autocast.
+
+    ``verified``: the fresh prediction is the reported ``new_class`` and still a counterfactual.
+    """
+
+    verified: bool
+    new_class: int
+    new_score: float
+
+
+@dataclass(frozen=True)
+class FillCheck:
+    """The removed regions under another fill: ``holds`` when still a counterfactual."""
+
+    fill: str
+    holds: bool
+    new_class: int
+
+
+@dataclass(frozen=True)
+class MinimalCheck:
+    """Whether no single region can be dropped (``irreducible``), and those that can."""
+
+    irreducible: bool
+    droppable: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """The perturbed image shown to a second model.
+
+    ``original_class`` is that model's prediction on the unperturbed image, ``new_class`` on the
+    perturbed one; ``transfers``: it leaves its original class (SEDC) or predicts the target
+    (SEDC-T, the target read in its classes).
+    """
+
+    model: str
+    original_class: int
+    new_class: int
+    transfers: bool
+
+
+@dataclass(frozen=True)
+class CheckResults:
+    """Every check of one explanation; a part is None when its check did not run (or nothing was
+    found to check)."""
+
+    verify: VerifyCheck | None = None
+    fills: tuple[FillCheck, ...] | None = None
+    minimal: MinimalCheck | None = None
+    models: tuple[ModelCheck, ...] | None = None
+
+    @property
+    def verified(self) -> bool | None:
+        return None if self.verify is None else self.verify.verified
+
+    @property
+    def verified_class(self) -> int | None:
+        return None if self.verify is None else self.verify.new_class
+
+    @property
+    def verified_score(self) -> float | None:
+        return None if self.verify is None else self.verify.new_score
+
+    @property
+    def fill_outcomes(self) -> dict[str, dict[str, Any]] | None:
+        """``{fill: {"holds": bool, "new_class": int}}`` (the row's ``fills``)."""
+        if self.fills is None:
+            return None
+        return {f.fill: {"holds": f.holds, "new_class": f.new_class} for f in self.fills}
+
+    @property
+    def holds_under_every_fill(self) -> bool | None:
+        return None if self.fills is None else all(f.holds for f in self.fills)
+
+    @property
+    def irreducible(self) -> bool | None:
+        return None if self.minimal is None else self.minimal.irreducible
+
+    @property
+    def droppable(self) -> list[int] | None:
+        return None if self.minimal is None else list(self.minimal.droppable)
+
+    @property
+    def model_outcomes(self) -> list[dict[str, Any]] | None:
+        """One ``{"model", "original_class", "new_class", "transfers"}`` per second model."""
+        if self.models is None:
+            return None
+        return [{"model": m.model, "original_class": m.original_class, "new_class": m.new_class,
+                 "transfers": m.transfers} for m in self.models]
+
+    @property
+    def transfers(self) -> bool | None:
+        return None if self.models is None else all(m.transfers for m in self.models)
+
+    def summary(self, name: Callable[[int], str] = str) -> str:
+        """The checks in words, for captions: ``"holds under blur, mean; not under harmonic"``.
+
+        ``name`` turns a class id into its name (the first model's classes).
+        """
+        parts = []
+        if self.verified is False:
+            parts.append(f"not verified: alone it is {name(self.verified_class)}")
+        if self.fills is not None:
+            parts.append(fills_summary(self.fill_outcomes) or "")
+        if self.minimal is not None and not self.minimal.irreducible:
+            parts.append(f"reducible (region{'s' * (len(self.minimal.droppable) > 1)} "
+                         f"{', '.join(map(str, self.minimal.droppable))} can be dropped)")
+        if self.models is not None:
+            parts.append(f"transfers to {sum(m.transfers for m in self.models)} of {len(self.models)} "
+                         f"other model{'s' * (len(self.models) > 1)}")
+        return "; ".join(p for p in parts if p)
 
 
 @dataclass
@@ -58,6 +179,11 @@ class Explanation:
         (1, C, H, W) CPU tensor: the explained image.
     segmentation : numpy.ndarray
         (H, W) integer label map used by the search: the image's segments.
+    checks : CheckResults
+        What the checks after the search found (``options.checks``, ``check_models``; see
+        :mod:`sedc.core.checks`); each part is None when its check did not run.
+    n_check_evaluations : int
+        Model evaluations of the checks, not counted in ``n_evaluations``.
     class_names : list of str or None
         Names of the classifier's classes, attached when the classifier was a
         :class:`sedc.models.LoadedModel`; :meth:`plot` and the notebook display use them when no
@@ -91,12 +217,20 @@ class Explanation:
     explanation_image: np.ndarray = field(repr=False)
     image: torch.Tensor = field(repr=False)
     segmentation: np.ndarray = field(repr=False)
+    # -- the checks after the search (core/checks.py) --
+    checks: CheckResults = field(default_factory=CheckResults)
+    n_check_evaluations: int = 0
     class_names: list[str] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The explanation's fields of a result row (:data:`sedc.base.schema.EXPLANATION_FIELDS`):
         JSON-safe, no arrays."""
-        return {key: _plain(getattr(self, attribute)) for key, (attribute, _) in EXPLANATION_FIELDS.items()}
+        return {key: _plain(attrgetter(attribute)(self)) for key, (attribute, _) in EXPLANATION_FIELDS.items()}
+
+    @property
+    def area(self) -> float:
+        """Fraction of the image's pixels removed (0 when nothing was found): always known, free."""
+        return float(np.asarray(self.mask).mean()) if np.asarray(self.mask).size else 0.0
 
     @property
     def segments(self) -> list[int]:
@@ -158,6 +292,8 @@ def _plain(value: Any) -> Any:
     """A JSON-safe copy of a field: Python ints, floats and lists."""
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -165,3 +301,4 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value)
     return value
+

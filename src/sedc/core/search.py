@@ -152,6 +152,10 @@ class Search(_Steps):
         self._seen.add(bits)
         return True
 
+    def claimed(self, bits: int) -> bool:
+        """Whether set ``bits`` was claimed (handed out or skipped as seen); changes nothing."""
+        return bits in self._seen
+
     def choose(self, found: list[Counterfactual]) -> Counterfactual:
         """Largest drop of the original score (SEDC) / highest target score (SEDC-T); first on ties."""
         if self.target is None:
@@ -214,6 +218,7 @@ class Pruner(_Steps):
         self.best = search.best
         self.n_evaluated = 0
         self.done = False
+        self.stopped = False  # by a limit: ``best`` may not be irreducible yet
         self._step: list[int] = []
         self._cursor = 0
         self._found: list[Counterfactual] = []
@@ -239,6 +244,7 @@ class Pruner(_Steps):
     def stop(self, reason: str) -> None:
         """Stop early; the best counterfactual so far stays valid."""
         self.done = True
+        self.stopped = True
 
     def _next_step(self) -> bool:
         bits = self.best.bits

@@ -147,7 +147,8 @@ def summary(explanation: Any, class_names: Sequence[str] | None = None) -> str:
     -------
     str
         E.g. ``"SEDC (blur): removing 3 of 38 regions changes 'Egyptian cat' (0.79) to 'tabby'
-        (0.41) — 57 model evaluations"``.
+        (0.41) — 57 model evaluations; holds under mean; not under harmonic"`` (the checks'
+        findings close it, when checks beyond verify ran or the answer did not verify).
     """
     e = explanation
     class_names = names_of(e, class_names)
@@ -161,7 +162,14 @@ def summary(explanation: Any, class_names: Sequence[str] | None = None) -> str:
         return f"{head}no counterfactual found for {before} — {stop} after {evals}"
     after = f"'{class_name(e.new_class, class_names)}' ({score_text(e.new_score)})"
     removed = f"removing {len(e.removed)} of {_regions(e.n_segments)}"
-    return f"{head}{removed} changes {before} to {after} — {evals}"
+    return f"{head}{removed} changes {before} to {after} — {evals}{_checks_text(e, class_names)}"
+
+
+def _checks_text(e: Any, class_names: Sequence[str] | None) -> str:
+    """``"; holds under blur, mean; not under harmonic"``: what the checks found, if any ran."""
+    checks = getattr(e, "checks", None)
+    text = checks.summary(lambda k: f"'{class_name(k, class_names)}'") if checks is not None else ""
+    return f"; {text}" if text else ""
 
 
 # --------------------------------------------------------------------------------------------

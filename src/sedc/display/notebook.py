@@ -6,9 +6,9 @@ An :class:`~sedc.Explanation` shows itself in a notebook (``_repr_png_``: the fi
 Everything is HTML with the figures inlined as base64 PNG, rendered on the Agg canvas (no pyplot).
 
 The card's hook for more results: every key of ``explanation.to_dict()`` that is not one of the
-schema's explanation fields (:data:`sedc.base.schema.EXPLANATION_FIELDS`) is listed under
-"Checks", a mapping value as one ``name: value`` line per entry. Results added to the row later
-(the trust checks, for instance) appear on the card without a change here.
+schema's explanation fields (:data:`sedc.base.schema.EXPLANATION_FIELDS`), and every check that
+ran (:data:`sedc.base.schema.CHECK_FIELDS`), is listed as a row of its own, a mapping value as one
+``name: value`` line per entry.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import html
 from typing import Any, Iterable, Sequence
 
 from ..base.errors import InputError, InputTypeError
-from ..base.schema import EXPLANATION_FIELDS
+from ..base.schema import CHECK_FIELDS, EXPLANATION_FIELDS
 from ..models.labels import class_name
 from .figure import STOP_TEXT, check_explanation, figure_png, names_of, score_text
 
@@ -64,10 +64,12 @@ def card_html(explanation: Any, class_names: Sequence[str] | None = None, png: b
 
 
 def checks_of(explanation: Any) -> dict[str, Any]:
-    """The keys of ``explanation.to_dict()`` that the card does not show as facts of its own."""
+    """What the checks after the search found (:data:`sedc.base.schema.CHECK_FIELDS`, the ones
+    that ran), and any key of ``explanation.to_dict()`` the schema does not know."""
     to_dict = getattr(explanation, "to_dict", None)
     row = to_dict() if callable(to_dict) else {}
-    return {key: value for key, value in row.items() if key not in EXPLANATION_FIELDS}
+    checks = {key: row[key] for key in CHECK_FIELDS if row.get(key) is not None}
+    return {**checks, **{key: value for key, value in row.items() if key not in EXPLANATION_FIELDS}}
 
 
 class Gallery:

@@ -152,6 +152,8 @@ JS = """
     if (s === "limit" && !r[C.limit]) { return false; }
     if (s === "misclassified" && r[C.correct] !== 0) { return false; }
     if (s === "toward" && !r[C.toward]) { return false; }
+    if (s === "fragile" && !r[C.fragile]) { return false; }
+    if (s === "unverified" && r[C.verified] !== 0) { return false; }
     return !state.query || haystack(r).indexOf(state.query) >= 0;
   }
 
@@ -199,6 +201,12 @@ JS = """
     box.appendChild(el("span", "mode m" + (r[C.mode] % 8), D.modes[r[C.mode]]));
     box.appendChild(el("span", null, fmt(r[C.original_score], 2) + " \\u2192 " +
                                       fmt(r[C.new_score], 2)));
+    if (r[C.fragile]) {
+      var pill = el("span", "pill limit", "fragile");
+      if (r[C.fills] >= 0) { pill.title = names[r[C.fills]]; }
+      box.appendChild(pill);
+    }
+    if (r[C.verified] === 0) { box.appendChild(el("span", "pill miss", "not verified")); }
     return box;
   }
   function costs(r) {

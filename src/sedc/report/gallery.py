@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from ..base.schema import fills_summary
 from .summary import (
     is_correct,
     is_found,
+    is_fragile,
     is_labelled,
     is_limit_stop,
     is_toward_truth,
@@ -23,7 +25,7 @@ PAGE = 60
 
 COLUMNS = ("image", "figure", "thumb", "found", "original", "original_score", "new", "new_score",
            "k", "segments", "evals", "time", "mode", "reason", "limit", "target", "truth",
-           "correct", "toward")
+           "correct", "toward", "fragile", "verified", "fills")
 """Positions of the fields in each row of the gallery data (a list, to keep 10k rows small)."""
 
 SORTS = (("file", "File order"), ("k-asc", "k: fewest segments first"),
@@ -94,6 +96,8 @@ def data_row(row: dict[str, Any], figure: str | None, thumb: bool, names: Names,
         names(label(row, "target")) if row.get("target") is not None else -1,
         names(label(row, "true")) if is_labelled(row) else -1,
         -1 if correct is None else int(correct), int(is_toward_truth(row)),
+        int(is_fragile(row)), -1 if row.get("verified") is None else int(bool(row["verified"])),
+        names(fills_summary(row.get("fills")) if isinstance(row.get("fills"), dict) else None),
     ]
 
 
@@ -141,6 +145,10 @@ def controls(summary: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
     if summary["misclassified_explained_toward_truth"]:
         statuses.append(("toward", "Toward the truth",
                          summary["misclassified_explained_toward_truth"]))
+    if summary["n_fragile"]:  # a fill or a second model disagrees with the counterfactual
+        statuses.append(("fragile", "Fragile", summary["n_fragile"]))
+    if summary["n_unverified"]:
+        statuses.append(("unverified", "Not verified", summary["n_unverified"]))
     parts = ['<div class="controls">',
              chip_group("status-filter", "Filter by result", statuses, "all")]
     modes = summary["modes"]

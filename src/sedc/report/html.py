@@ -19,7 +19,7 @@ from ..base.schema import REPORT_FILE, SUMMARY_FILE
 from . import svg
 from .assets import CSS, JS
 from .gallery import gallery_data, gallery_section
-from .markdown import fixed, percent
+from .markdown import check_columns, fixed, percent
 from .summary import is_found, is_toward_truth, label, summarize
 from .thumbs import figure_path, make_thumbnails, thumb_path, url
 
@@ -136,6 +136,10 @@ def header(title: str, rows: Sequence[dict[str, Any]], summary: dict[str, Any]) 
         cards.append(stat(percent(summary["stopped_by_limit_rate"]), "stopped by a limit"))
     if summary["accuracy"] is not None:
         cards.append(stat(percent(summary["accuracy"]), "accuracy (labelled images)"))
+    if summary["n_unverified"]:
+        cards.append(stat(f"{summary['n_unverified']:,}", "counterfactuals not verified alone", "bad"))
+    if summary["n_fragile"]:
+        cards.append(stat(f"{summary['n_fragile']:,}", "fragile (a fill or a second model disagrees)"))
     if summary["n_errors"]:
         cards.append(stat(f"{summary['n_errors']:,}", "failed images", "bad"))
     return (f'<header><h1>{escape(title)}</h1><div class="meta">'
@@ -151,26 +155,37 @@ def stat(value: str, caption: str, cls: str = "") -> str:
 
 def mode_section(summary: dict[str, Any]) -> str:
     """The paper's table: one line per mode (and one for all modes)."""
+    checks = check_columns(summary)
     heads = ("Mode", "Images", "Found", "Stopped by a limit", "Mean k", "Median k",
-             "Mean evaluations", "Mean time")
+             "Mean evaluations", "Mean time", *(CHECK_HEADS[key] for _, key in checks))
     head = "".join(f'<th class="{"" if i == 0 else "n"}">{h}</th>' for i, h in enumerate(heads))
-    lines = [mode_line(f'<span class="mode m{i % 8}">{escape(mode)}</span>', figures)
+    keys = [key for _, key in checks]
+    lines = [mode_line(f'<span class="mode m{i % 8}">{escape(mode)}</span>', figures, keys=keys)
              for i, (mode, figures) in enumerate(summary["by_mode"].items())]
     if len(summary["by_mode"]) != 1:
-        lines.append(mode_line("All modes", summary, "all"))
-    return ('<section id="modes"><h2>Results by mode</h2><p class="note">One row per image '
-            'and mode. k is the number of segments removed, over the counterfactuals found; '
-            'evaluations and times are over all rows.</p>'
+        lines.append(mode_line("All modes", summary, "all", keys))
+    note = ("One row per image and mode. k is the number of segments removed, over the "
+            "counterfactuals found; evaluations and times are over all rows.")
+    if checks:
+        note += (" Each check's column is over the rows it ran on (a check that did not run has "
+                 "no column); the area is the share of the image removed, over the found rows.")
+    return (f'<section id="modes"><h2>Results by mode</h2><p class="note">{note}</p>'
             f'<div class="panel"><table><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}'
             '</tbody></table></div></section>')
 
 
-def mode_line(name_html: str, figures: dict[str, Any], cls: str = "") -> str:
-    """One line of the per-mode table (``name_html`` is already HTML)."""
+CHECK_HEADS = {"verified_rate": "Verified alone", "holds_under_every_fill_rate": "Holds under every fill",
+               "irreducible_rate": "Irreducible", "transfers_rate": "Transfers", "mean_area": "Mean area"}
+"""The table's heading of each check column (see :data:`sedc.report.markdown.CHECK_COLUMNS`)."""
+
+
+def mode_line(name_html: str, figures: dict[str, Any], cls: str = "", keys: Sequence[str] = ()) -> str:
+    """One line of the per-mode table (``name_html`` is already HTML); ``keys``: the check columns."""
     cells = [f"{figures['n_images']:,}", rate(figures["found_rate"]),
              rate(figures["stopped_by_limit_rate"], "lim"), fixed(figures["mean_segments"], 2),
              fixed(figures["median_segments"], 1), fixed(figures["mean_evaluations"], 1),
              seconds(figures["mean_time_s"])]
+    cells += [percent(figures.get(key)) if key == "mean_area" else rate(figures.get(key)) for key in keys]
     return (f'<tr class="{cls}"><td>{name_html}</td>'
             + "".join(f'<td class="n">{c}</td>' for c in cells) + "</tr>")
 

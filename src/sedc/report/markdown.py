@@ -12,6 +12,17 @@ RIGHT = ("images", "found", "stopped by a limit", "mean k", "median k", "mean ev
          "mean time (s)")
 """Right-aligned (numeric) columns."""
 
+CHECK_COLUMNS = (("verified", "verified_rate"), ("holds under every fill", "holds_under_every_fill_rate"),
+                 ("irreducible", "irreducible_rate"), ("transfers", "transfers_rate"),
+                 ("mean area", "mean_area"))
+"""The checks' columns (header, summary key), all percentages: a column is shown only when its
+check ran on some row (results written before the checks existed give the table without them)."""
+
+
+def check_columns(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The :data:`CHECK_COLUMNS` whose check ran on some row of ``summary``."""
+    return [(head, key) for head, key in CHECK_COLUMNS if summary.get(key) is not None]
+
 
 def format_markdown(summary: dict[str, Any], *, top: int = 10) -> str:
     """The summary as Markdown: the per-mode table, then labelled figures and transitions.
@@ -27,13 +38,17 @@ def format_markdown(summary: dict[str, Any], *, top: int = 10) -> str:
     -------
     str
         Markdown text ending with a newline. k is the number of removed segments of the
-        counterfactuals found; evaluations and times are over all rows.
+        counterfactuals found; evaluations and times are over all rows; each check's column
+        (only those that ran) is over the rows it ran on, the mean area over the found rows.
     """
     parts = [mode_table(summary)]
     if summary.get("n_labelled"):
         parts.append(labelled_lines(summary, top))
     if summary.get("transitions"):
         parts.append(transition_lines(summary["transitions"], top))
+    if summary.get("n_unverified"):
+        parts.append(f"{summary['n_unverified']} counterfactual(s) did not verify: evaluated alone, "
+                     "the model does not give the class found (see the verified_class of their rows).")
     if summary.get("n_errors"):
         parts.append(f"{summary['n_errors']} image(s) failed (see errors.jsonl).")
     return "\n\n".join(parts) + "\n"
@@ -52,14 +67,17 @@ def mode_table(summary: dict[str, Any]) -> str:
     str
         A Markdown table.
     """
-    lines = ["| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join("---:" if c in RIGHT else "---" for c in COLUMNS) + "|"]
+    checks = check_columns(summary)
+    heads = [*COLUMNS, *(head for head, _ in checks)]
+    lines = ["| " + " | ".join(heads) + " |",
+             "|" + "|".join("---:" if c in RIGHT or c not in COLUMNS else "---" for c in heads) + "|"]
     by_mode = summary.get("by_mode") or {}
     groups = list(by_mode.items())
     if len(groups) != 1:
         groups.append(("all", summary))
     for name, figures in groups:
-        lines.append("| " + " | ".join(table_cells(name, figures)) + " |")
+        cells = table_cells(name, figures) + [percent(figures.get(key)) for _, key in checks]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

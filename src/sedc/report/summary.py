@@ -15,6 +15,9 @@ Conventions (also in :func:`summarize`'s docstring):
   ``max_time`` or ``max_evals``; a found row keeps counting as found whatever its stop reason.
 * Accuracy and confusions count each labelled image once; see :func:`labelled_figures`.
 * A figure that cannot be computed (a mean over no rows) is ``None`` (``null`` in JSON).
+* The checks after the search (``verified``, ``holds_under_every_fill``, ``irreducible``,
+  ``transfers``) are counted over the rows where they ran (non-null), so a check that did not
+  run has a rate of ``None``, never 0; the mean area removed is over the found rows.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ def summarize(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None = 
         labelled figures (see :func:`labelled_figures`): ``n_labelled``, ``n_correct``,
         ``accuracy``, ``confusions``, ``n_misclassified``,
         ``misclassified_explained_toward_truth`` and its ``_found`` count;
+        the checks' figures (see :func:`check_figures`): ``verified_rate``,
+        ``holds_under_every_fill_rate``, ``irreducible_rate``, ``transfers_rate`` with their
+        ``n_..._checked``, ``n_unverified``, ``n_fragile``, ``mean_area``;
         ``modes``: the modes in order of first appearance; ``by_mode``: mode -> the same
         keys, computed on that mode's rows (without ``by_mode``, ``modes`` and
         ``n_errors``); ``n_errors``: failed images.
@@ -119,7 +125,46 @@ def group_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "transitions": transitions(found),
     }
     out.update(labelled_figures(rows))
+    out.update(check_figures(rows))
     return out
+
+
+CHECK_RATES = ("verified", "holds_under_every_fill", "irreducible", "transfers")
+"""The yes/no check fields of a row whose rate :func:`check_figures` reports."""
+
+
+def check_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the checks after the search found, over the rows each check ran on.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Rows of ``results.jsonl``.
+
+    Returns
+    -------
+    dict
+        For each field of :data:`CHECK_RATES`: ``n_<field>_checked`` (rows where it is not
+        null) and ``<field>_rate`` (the share of those where it is true; None when none);
+        ``n_unverified`` (rows whose answer did not verify); ``n_fragile`` (found rows that do
+        not hold under every fill or do not transfer); ``mean_area`` (the mean fraction of the
+        image removed, over found rows that record it).
+    """
+    out: dict[str, Any] = {}
+    for key in CHECK_RATES:
+        values = [bool(row[key]) for row in rows if row.get(key) is not None]
+        out[f"n_{key}_checked"] = len(values)
+        out[f"{key}_rate"] = ratio(sum(values), len(values))
+    out["n_unverified"] = sum(row.get("verified") is False for row in rows)
+    out["n_fragile"] = sum(is_fragile(row) for row in rows)
+    out["mean_area"] = mean(numbers(row.get("area") for row in rows if is_found(row)))
+    return out
+
+
+def is_fragile(row: dict[str, Any]) -> bool:
+    """Whether a found counterfactual does not hold under every other fill or does not transfer
+    to a second model (False when those checks did not run)."""
+    return is_found(row) and (row.get("holds_under_every_fill") is False or row.get("transfers") is False)
 
 
 def labelled_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from ..base.errors import ImageError
 from ..base.options import ExplainOptions
 from ..base.outputs import eval_mode
 from ..base.validate import classifier_device
+from ..core.checks import Checker, attach, run_checks
 from ..core.engine import (
     Job,
     evaluate_batch,
@@ -64,6 +65,7 @@ class Runner:
         self.prefetch_workers = max(0, int(2 if cuda else 0) if prefetch_workers is None else int(prefetch_workers))
         self.options = options
         self.channels_last = use_channels_last(options, classifier, self.device)
+        self.checker = Checker(options, self.device)
 
     def run(self, tasks: Iterable[Task], segmenter: Callable | None = None,
             on_error: str = "raise") -> Iterator[Result]:
@@ -103,8 +105,7 @@ class Runner:
                 if not active and not pending and exhausted:
                     return
                 yield from self._round(active, on_error)
-                for index, job in [(i, j) for i, j in active if j.done]:
-                    yield index, finish(job)
+                yield from self._finish([(i, j) for i, j in active if j.done], on_error)
                 active[:] = [(i, j) for i, j in active if not j.done]
 
     def _prepare(self, task: Task, segmenter: Callable | None) -> Job:
@@ -144,6 +145,26 @@ class Runner:
             except Exception as err:  # noqa: BLE001
                 active.remove((index, job))
                 yield failed(ImageError.from_exception(index, err), on_error)
+
+    def _finish(self, done: list[tuple[int, Job]], on_error: str) -> Iterator[Result]:
+        """Check the jobs that finished this round in shared batches and yield their results (a job
+        whose checks fail is retried alone, and fails alone)."""
+        if not done:
+            return
+        try:
+            checked = run_checks([job for _, job in done], self.evaluator, self.checker)
+        except Exception as err:  # noqa: BLE001 - isolated below
+            if len(done) == 1:
+                yield failed(ImageError.from_exception(done[0][0], err), on_error)
+                return
+            checked = None
+        for k, (index, job) in enumerate(done):
+            try:
+                result = checked[k] if checked is not None else run_checks([job], self.evaluator, self.checker)[0]
+            except Exception as err:  # noqa: BLE001
+                yield failed(ImageError.from_exception(index, err), on_error)
+                continue
+            yield index, attach(finish(job), result)
 
 
 class _Inline:
