@@ -591,11 +591,11 @@ def test_fast_on_a_real_photo(real_model, photos):
     prepared = prepare(image, segments, "blur", device, seed=0)
     evaluator = Evaluator(real_model.module, device, batch_size=16)
     row = evaluator.forward(prepared.image)[0].float().numpy()
-    c, n_segments = int(row.argmax()), len(prepared.labels)
+    c, n_segments = int(row.argmax()), len(prepared.segment_ids)
     want = sedc.explain(image, real_model.module, segments, mode="blur")
     exact = Search(n_segments, c, float(row[c]))
     assert drive_model(exact, prepared, evaluator, c, None) == want.n_evaluations  # the driver is explain's
-    assert [int(x) for x in prepared.labels[prepared.composer.members([exact.best.bits])[0]]] == want.segments
+    assert [int(x) for x in prepared.segment_ids[prepared.composer.members([exact.best.bits])[0]]] == want.removed
     fast = Fast(n_segments, c, float(row[c]))
     n = drive_model(fast, prepared, evaluator, c, None)
     assert fast.stop_reason == "found" and fast.n_evaluated == n - 1 and n < want.n_evaluations / 2

@@ -33,6 +33,18 @@ MODE_HELP = {  # the built-in fills: what a removed segment becomes
     "harmonic": "smooth inpainting of all regions at once, computed in PyTorch on the device",
 }
 MODES = tuple(MODE_HELP)
+
+# The search strategies (sedc.core.strategies): when to use which, as measured on real photos
+# (docs/benchmarks/search_quality.md). "exact" is the original method and the default.
+SEARCH_HELP = {
+    "exact": "the original SEDC search: the paper's answer (default)",
+    "fast": "ranks the regions, then prunes: about half the evaluations, an irreducible answer of "
+            "similar size, more (smaller) model calls; best where evaluations cost the most (CPU)",
+    "beam": "keeps the best --beam-width sets per depth (1: greedy): now and then a smaller answer, "
+            "no more rounds of model calls, but more evaluations than exact",
+}
+SEARCHES = tuple(SEARCH_HELP)
+DEFAULT_BEAM_WIDTH = 2  # the beam's width when search="beam" is given without one
 AUTO = "auto"
 NO_LIMIT = "none"  # how the command line spells "no limit" (None in Python)
 
@@ -69,6 +81,12 @@ class ExplainOptions:
         Feed channels-last batches; ``"auto"``: on for modules with 2-D convolutions.
     max_batch : int, optional
         Memory cap: never more than this many candidates in one model call.
+    search : {"exact", "fast", "beam"}
+        The search strategy (:data:`SEARCHES`): ``"exact"`` (the original SEDC answer),
+        ``"fast"`` or ``"beam"`` (see ``docs/algorithm.md``).
+    beam_width : int, optional
+        Sets kept per depth by ``search="beam"`` (1 is greedy; None: :data:`DEFAULT_BEAM_WIDTH`).
+        Refused with another search.
 
     Raises
     ------
@@ -87,10 +105,13 @@ class ExplainOptions:
     autocast: bool = False
     channels_last: bool | str = AUTO
     max_batch: int | None = None
+    search: str = "exact"
+    beam_width: int | None = None
 
     def __post_init__(self) -> None:
         for name, value in check_fields({f.name: getattr(self, f.name) for f in dataclasses.fields(self)}).items():
             object.__setattr__(self, name, value)
+        check_search_width(self.search, self.beam_width)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -129,6 +150,7 @@ class ExplainOptions:
         new = object.__new__(ExplainOptions)
         for name in self.names():
             object.__setattr__(new, name, checked.get(name, getattr(self, name)))
+        check_search_width(new.search, new.beam_width)  # each value is checked, not the pair
         return new
 
 
@@ -217,6 +239,34 @@ def _check_channels_last(option: Any) -> bool | str:
     return bool(option)
 
 
+def check_search(search: Any) -> str:
+    """One of :data:`SEARCHES`."""
+    if not isinstance(search, str):
+        raise InputTypeError(f"search must be one of {', '.join(SEARCHES)}; got {search!r}")
+    if search not in SEARCHES:
+        raise InputError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
+    return search
+
+
+def check_beam_width(width: Any) -> int | None:
+    """A positive integer, or None for the default width (:data:`DEFAULT_BEAM_WIDTH`)."""
+    return positive_number("beam_width", width, integer=True)
+
+
+def check_search_width(search: str, beam_width: int | None) -> None:
+    """Refuse a beam width given for another search than ``"beam"`` (it would be ignored)."""
+    if beam_width is not None and search != "beam":
+        raise InputError(f"beam_width applies to search='beam' only; got beam_width={beam_width} "
+                         f"with search={search!r}")
+
+
+def search_name(search: str, beam_width: int | None) -> str:
+    """How results record a search: ``"exact"``, ``"fast"``, ``"beam(2)"`` (the width always)."""
+    if search != "beam":
+        return search
+    return f"beam({DEFAULT_BEAM_WIDTH if beam_width is None else beam_width})"
+
+
 _RULES: dict[str, Callable[[Any], Any]] = {
     "mode": check_mode,
     "target": check_target,
@@ -228,6 +278,8 @@ _RULES: dict[str, Callable[[Any], Any]] = {
     "autocast": _flag("autocast"),
     "channels_last": _check_channels_last,
     "max_batch": lambda value: positive_number("max_batch", value, integer=True),
+    "search": check_search,
+    "beam_width": check_beam_width,
 }
 
 

@@ -57,6 +57,11 @@ class Explanation:
         (1, C, H, W) CPU tensor: the explained image.
     segmentation : numpy.ndarray
         (H, W) integer label map used by the search: the image's segments.
+    search : str
+        The search strategy that ran: ``"exact"``, ``"fast"`` or ``"beam(W)"`` with its width.
+    n_model_calls : int
+        Model batches the search was fed from, the unperturbed image's included (with
+        ``explain_many``, a batch shared by several images counts once for each).
     """
 
     removed: list[int]
@@ -77,6 +82,8 @@ class Explanation:
     explanation_image: np.ndarray = field(repr=False)
     image: torch.Tensor = field(repr=False)
     segmentation: np.ndarray = field(repr=False)
+    search: str = "exact"
+    n_model_calls: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The explanation's fields of a result row (:data:`sedc.base.schema.EXPLANATION_FIELDS`):
