@@ -37,7 +37,7 @@ MODES = tuple(MODE_HELP)
 # The search strategies (sedc.core.strategies): when to use which, as measured on real photos
 # (docs/benchmarks/search_quality.md). "exact" is the original method and the default.
 SEARCH_HELP = {
-    "exact": "the original SEDC search: the paper's answer (default)",
+    "exact": "the original SEDC search: the paper's answer",
     "fast": "ranks the regions, then prunes: about half the evaluations, an irreducible answer of "
             "similar size, more (smaller) model calls; best where evaluations cost the most (CPU)",
     "beam": "keeps the best --beam-width sets per depth (1: greedy): now and then a smaller answer, "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 
-from ..base.options import MODE_HELP, ExplainOptions
+from ..base.options import MODE_HELP, SEARCH_HELP, ExplainOptions
 from ..base.schema import EXPLANATION_FIELDS, RESULTS_FILE, ROW_ORDER, RUN_FIELDS
 from ..imaging.samples import DEMO_PHOTOS, DEMO_SIZE
 
@@ -57,6 +57,10 @@ segmentation (how the image is cut into regions, --segmentation):
   slic           compact superpixels; --segments N sets roughly how many (default 50)
   felzenszwalb   graph-based regions of similar colour
   grid           a regular grid of about --segments N cells (default 49, i.e. 7x7)
+
+search (how the regions to remove are looked for, --search; results record it):
+{_table(SEARCH_HELP, 15, default=ExplainOptions().search)}
+  The measurements behind these lines: docs/benchmarks/search_quality.md, 'sedc benchmark --search'.
 
 --target accepts a class id (281) or a class name, case-insensitive, underscores as spaces
 ('tabby', 'Egyptian_cat'); for ImageNet models every synonym works ('tabby cat'). An unknown

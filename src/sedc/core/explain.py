@@ -46,7 +46,9 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
         class), ``batch_size`` (``"auto"`` or an int), ``max_time`` (seconds), ``max_evals``
         (model evaluations, the unperturbed image included), ``seed`` (of the ``random`` fill),
         ``prune`` (drop segments while the class stays changed), ``autocast`` (CUDA float16),
-        ``channels_last`` (``"auto"``: on for conv models), ``max_batch`` (memory cap).
+        ``channels_last`` (``"auto"``: on for conv models), ``max_batch`` (memory cap),
+        ``search`` (``"exact"``, the default and the paper's answer; ``"fast"``; ``"beam"``) and
+        ``beam_width`` (``search="beam"`` only; default 2).
 
     Returns
     -------

@@ -46,14 +46,16 @@ def sedc_pytorch(image: Any, classifier: Any, segments: Any, mode: Any = "mean",
     new_class, predicted_class_index : int
         ``new_class == predicted_class_index`` when no counterfactual was found.
     """
-    return explain(image, classifier, segments, mode=mode, device=device, batch_size=1).as_tuple()
+    return explain(image, classifier, segments, mode=mode, device=device, batch_size=1,
+                   search="exact").as_tuple()
 
 
 def sedc_pytorch_batch(image: Any, classifier: Any, segments: Any, mode: Any = "mean",
                        device: Any = None, batch_size: int = 8
                        ) -> tuple[np.ndarray, list[int], torch.Tensor, int, int]:
     """As :func:`sedc_pytorch`, evaluating ``batch_size`` candidates per model call."""
-    return explain(image, classifier, segments, mode=mode, device=device, batch_size=batch_size).as_tuple()
+    return explain(image, classifier, segments, mode=mode, device=device, batch_size=batch_size,
+                   search="exact").as_tuple()
 
 
 def create_perturbation_mask(image: Any, segments: Any, mode: Any = "mean", device: Any = None,

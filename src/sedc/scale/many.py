@@ -81,7 +81,8 @@ def iter_explain(
     **explain_options
         Any :class:`sedc.ExplainOptions` field (``mode``, ``target``, ``batch_size``,
         ``max_time``, ``max_evals``, ``seed``, ``prune``, ``autocast``, ``channels_last``,
-        ``max_batch``), as for :func:`sedc.explain` (limits are per image).
+        ``max_batch``, ``search``, ``beam_width``), as for :func:`sedc.explain` (limits are per
+        image).
 
     Yields
     ------
