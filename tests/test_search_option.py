@@ -328,3 +328,42 @@ def test_cli_help_says_when_to_use_which_search(capsys):
     for name in ("exact", "fast", "beam"):
         assert f"\n  {name} " in text
     assert "--search exact|fast|beam" in text and "--beam-width W" in text
+
+
+# -- sedc report: grouped by search when the rows differ ----------------------------------------
+
+def report_rows(searches):
+    """Rows of two images in two modes, made by ``searches`` in turn (None: no search field)."""
+    out = []
+    for i, (image, mode) in enumerate([("a.png", "blur"), ("b.png", "blur"), ("a.png", "mean"),
+                                       ("b.png", "mean")]):
+        row = {"image": image, "mode": mode, "found": True, "original_class": 1, "new_class": 2,
+               "original_label": "cat", "new_label": "dog", "removed": [1] * (i + 1),
+               "n_evaluations": 10 * (i + 1), "elapsed_s": 1.0, "stop_reason": "found"}
+        search = searches[i % len(searches)]
+        out.append(row if search is None else {**row, "search": search})
+    return out
+
+
+def test_report_groups_by_search_only_when_the_rows_differ():
+    from sedc.report import format_markdown, summarize
+    from sedc.report.html import mode_section
+
+    plain = summarize(report_rows([None]))
+    for same in (["exact"], ["beam(2)"], [None, "exact"]):
+        summary = summarize(report_rows(same))
+        assert "by_search" not in summary and "searches" not in summary
+        assert format_markdown(summary) == format_markdown(plain)
+        assert mode_section(summary) == mode_section(plain)
+    mixed = summarize(report_rows([None, "fast"]))  # rows without a search are exact
+    assert mixed["searches"] == ["exact", "fast"]
+    assert {s: f["by_mode"]["blur"]["mean_evaluations"] for s, f in mixed["by_search"].items()} == {
+        "exact": 10.0, "fast": 20.0}
+    table = format_markdown(mixed).split("\n\n")[0].splitlines()
+    assert table[0].startswith("| search | mode | images |")
+    assert [line.split(" | ")[:2] for line in table[2:]] == [
+        ["| exact", "blur"], ["| exact", "mean"], ["| exact", "all"],
+        ["| fast", "blur"], ["| fast", "mean"], ["| fast", "all"]]
+    html = mode_section(mixed)
+    assert "Results by search and mode" in html and "<th class=\"\">Search</th>" in html
+    assert html.count("<td>fast</td>") == 3 and html.count("All modes") == 2

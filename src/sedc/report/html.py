@@ -150,28 +150,44 @@ def stat(value: str, caption: str, cls: str = "") -> str:
 
 
 def mode_section(summary: dict[str, Any]) -> str:
-    """The paper's table: one line per mode (and one for all modes)."""
-    heads = ("Mode", "Images", "Found", "Stopped by a limit", "Mean k", "Median k",
-             "Mean evaluations", "Mean time")
-    head = "".join(f'<th class="{"" if i == 0 else "n"}">{h}</th>' for i, h in enumerate(heads))
-    lines = [mode_line(f'<span class="mode m{i % 8}">{escape(mode)}</span>', figures)
-             for i, (mode, figures) in enumerate(summary["by_mode"].items())]
-    if len(summary["by_mode"]) != 1:
-        lines.append(mode_line("All modes", summary, "all"))
-    return ('<section id="modes"><h2>Results by mode</h2><p class="note">One row per image '
-            'and mode. k is the number of segments removed, over the counterfactuals found; '
-            'evaluations and times are over all rows.</p>'
+    """The paper's table: one line per mode (and one for all modes); per search and mode when
+    the rows were made by several searches (``by_search``)."""
+    by_search = summary.get("by_search")
+    heads = ("Search", "Mode") if by_search else ("Mode",)
+    heads += ("Images", "Found", "Stopped by a limit", "Mean k", "Median k", "Mean evaluations",
+              "Mean time")
+    lead = len(heads) - 7
+    head = "".join(f'<th class="{"" if i < lead else "n"}">{h}</th>' for i, h in enumerate(heads))
+    lines = []
+    for search, figures in (by_search or {None: summary}).items():
+        cell = [] if search is None else [escape(search)]
+        lines += mode_lines(figures, summary["modes"], cell)
+    title, note = ("Results by search and mode", "One row per image, mode and search") if by_search else (
+        "Results by mode", "One row per image and mode")
+    return (f'<section id="modes"><h2>{title}</h2><p class="note">{note}. k is the number of '
+            'segments removed, over the counterfactuals found; evaluations and times are over all '
+            'rows.</p>'
             f'<div class="panel"><table><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}'
             '</tbody></table></div></section>')
 
 
-def mode_line(name_html: str, figures: dict[str, Any], cls: str = "") -> str:
-    """One line of the per-mode table (``name_html`` is already HTML)."""
+def mode_lines(figures: dict[str, Any], modes: list[str], lead: list[str]) -> list[str]:
+    """The lines of one group's modes (each mode coloured as everywhere on the page: its place in
+    ``modes``), then an ``All modes`` line when there are several; ``lead`` cells go first."""
+    lines = [mode_line(f'<span class="mode m{modes.index(mode) % 8}">{escape(mode)}</span>', group, lead=lead)
+             for mode, group in figures["by_mode"].items()]
+    if len(figures["by_mode"]) != 1:
+        lines.append(mode_line("All modes", figures, "all", lead))
+    return lines
+
+
+def mode_line(name_html: str, figures: dict[str, Any], cls: str = "", lead: Sequence[str] = ()) -> str:
+    """One line of the per-mode table (``name_html`` and the ``lead`` cells are already HTML)."""
     cells = [f"{figures['n_images']:,}", rate(figures["found_rate"]),
              rate(figures["stopped_by_limit_rate"], "lim"), fixed(figures["mean_segments"], 2),
              fixed(figures["median_segments"], 1), fixed(figures["mean_evaluations"], 1),
              seconds(figures["mean_time_s"])]
-    return (f'<tr class="{cls}"><td>{name_html}</td>'
+    return (f'<tr class="{cls}">' + "".join(f"<td>{c}</td>" for c in lead) + f"<td>{name_html}</td>"
             + "".join(f'<td class="n">{c}</td>' for c in cells) + "</tr>")
 
 

@@ -42,6 +42,9 @@ def format_markdown(summary: dict[str, Any], *, top: int = 10) -> str:
 def mode_table(summary: dict[str, Any]) -> str:
     """The table with one line per mode, plus an ``all`` line when there are several modes.
 
+    When the rows were made by several searches (``by_search``), a first ``search`` column, and
+    these lines for each search in turn.
+
     Parameters
     ----------
     summary : dict
@@ -52,15 +55,23 @@ def mode_table(summary: dict[str, Any]) -> str:
     str
         A Markdown table.
     """
-    lines = ["| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join("---:" if c in RIGHT else "---" for c in COLUMNS) + "|"]
-    by_mode = summary.get("by_mode") or {}
-    groups = list(by_mode.items())
+    by_search = summary.get("by_search")
+    columns = ("search", *COLUMNS) if by_search else COLUMNS
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---:" if c in RIGHT else "---" for c in columns) + "|"]
+    for search, figures in (by_search or {None: summary}).items():
+        lead = [] if search is None else [search.replace("|", "\\|")]
+        for name, group in mode_groups(figures):
+            lines.append("| " + " | ".join(lead + table_cells(name, group)) + " |")
+    return "\n".join(lines)
+
+
+def mode_groups(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(mode, figures)`` per mode, then ``("all", summary)`` when there are several modes."""
+    groups = list((summary.get("by_mode") or {}).items())
     if len(groups) != 1:
         groups.append(("all", summary))
-    for name, figures in groups:
-        lines.append("| " + " | ".join(table_cells(name, figures)) + " |")
-    return "\n".join(lines)
+    return groups
 
 
 def table_cells(name: str, figures: dict[str, Any]) -> list[str]:
