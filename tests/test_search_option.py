@@ -367,3 +367,76 @@ def test_report_groups_by_search_only_when_the_rows_differ():
     html = mode_section(mixed)
     assert "Results by search and mode" in html and "<th class=\"\">Search</th>" in html
     assert html.count("<td>fast</td>") == 3 and html.count("All modes") == 2
+
+
+# -- sedc benchmark --search --------------------------------------------------------------------
+
+def test_benchmark_time_model_and_the_limit_it_implies():
+    from sedc.benchmark.search import TimeModel
+
+    times = TimeModel.fit([(1, 9.0), (1, 0.012), (4, 0.021), (16, 0.057)])  # the first call is left out
+    assert times.a == pytest.approx(0.009) and times.b == pytest.approx(0.003) and times.n_calls == 3
+    assert times.seconds([1, 16]) == pytest.approx(0.009 * 2 + 0.003 * 17)
+    # the clock starts after the image's call (1); a call starts only while it is under the limit
+    assert times.evals_within([1, 16, 16, 4], limit=0.05) == 1 + 16  # the 2nd call starts at .057 s
+    assert times.evals_within([1, 16, 16, 4], limit=0.06) == 1 + 16 + 16
+    assert times.evals_within([1, 16, 16, 4], limit=1.0) is None
+    assert TimeModel.fit([(2, 1.0), (2, 0.2), (2, 0.4)]).b == pytest.approx(0.15)  # one size: per image
+
+
+def test_benchmark_figures_pair_each_strategy_with_exact():
+    from sedc.benchmark.search import markdown_table, summarize_segmentation
+
+    def record(photo, search, k, evals, calls, **extra):
+        return {"photo": photo, "segmentation": "slic100", "mode": "blur", "target": None, "search": search,
+                "n_segments": 10, "found": k is not None, "k": k, "capped": False, "evaluations": evals,
+                "model_calls": calls, "rounds": calls, "seconds": evals / 10, "found_in_limit": k is not None,
+                "irreducible": k is not None, **extra}
+
+    records = [record("a", "exact", 3, 100, 10), record("a", "fast", 2, 40, 20),
+               record("b", "exact", 4, 200, 20), record("b", "fast", 5, 60, 30),
+               record("c", "exact", 1, 11, 2), record("c", "fast", 1, 11, 2),  # k = 1: not judged
+               record("d", "exact", None, 50, 5), record("d", "fast", None, 70, 9)]  # not found: not judged
+    table = summarize_segmentation(records)
+    assert (table["n_cases"], table["n_judged"]) == (4, 2)
+    fast = table["strategies"]["fast"]
+    assert fast["found"] == 0.75 and fast["k_median"] == 3.5 and fast["dk_median"] == 0.0
+    assert (fast["dk_le_0"], fast["dk_lt_0"]) == (0.5, 0.5)
+    assert fast["evaluations_ratio"] == pytest.approx(100 / 300) and fast["model_calls_ratio"] == pytest.approx(50 / 30)
+    assert fast["evaluations_median"] == 50
+    lines = markdown_table(table, 15).splitlines()
+    assert lines[0].startswith("| search | found | found ≤ 15 s (est.) |") and len(lines) == 4
+    assert lines[3].startswith("| fast | 75 % | 75 % | 3.50 / 3.5 | 0.0 | 50 % | 50 % | 50 | 0.33 |")
+
+
+def test_benchmark_model_scores_each_image_once():
+    from sedc.benchmark.search import CachedModel
+
+    net = TinyNet()
+    model = CachedModel(net, torch.device("cpu"))
+    x = torch.from_numpy(np.stack([tiny_image(0), tiny_image(1)])).permute(0, 3, 1, 2).contiguous()
+    first = model(x)
+    model.start()
+    again = model(torch.cat([x[1:], x[:1], x[1:]]))
+    torch.testing.assert_close(again, first[[1, 0, 1]], rtol=0, atol=0)
+    torch.testing.assert_close(first, net(x), rtol=0, atol=0)
+    assert [n for n, _ in model.timed] == [2] and model.sizes == [3]
+
+
+@pytest.mark.slow
+def test_benchmark_search_quick_writes_its_table_and_json(tmp_path, capsys):
+    from sedc.benchmark.search import format_saved
+    from sedc.cli import benchmark as command
+
+    out = tmp_path / "search.json"
+    assert command.main(["--search", "--quick", "--device", "cpu", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "SEARCH STRATEGIES" in text and "judged (exact's k >= 2): 1" in text
+    section = json.loads(out.read_text())["search"]
+    assert set(section) >= {"config", "time_model", "tables", "records"} and section["ok"]
+    counts = {r["search"]: (r["k"], r["evaluations"]) for r in section["records"]}
+    # rocket, quickshift, mean, plain SEDC: the counts of docs/benchmarks/search_quality.md
+    assert counts == {"exact": (2, 70), "fast": (2, 37), "beam(2)": (2, 103), "beam(4)": (2, 166)}
+    assert all(r["irreducible"] and r["found_in_limit"] for r in section["records"])
+    table = format_saved(section)
+    assert "| fast | 100 % | 100 % | 2.00 / 2.0 | 0.0 | 100 % | 0 % | 37 | 0.53 |" in table
