@@ -239,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         photos_src = load_photos(args.images, loaded.input_size)
     if "scaling" in cases and not args.images and not args.quick and SCALING_PHOTO not in [n for n, _ in photos_src]:
         photos_src += load_photos(None, loaded.input_size, (SCALING_PHOTO,))
+    if cases == ["search"]:  # it loads and segments photos of its own
+        photos_src = []
     photos = [Photo(name, array, quickshift_segments(array)) for name, array in photos_src]
 
     ctx = Context(args=args, device=device, model_name=args.model, labels=list(loaded.class_names),
@@ -246,8 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   implementations=names, repeats=repeats, warmup_rounds=0 if args.quick else 1, out=out)
     info = machine_info(device)
     ctx.print(RULE)
-    ctx.print(f"sedc benchmark: model {args.model}, modes {', '.join(modes)}, photos "
-              f"{', '.join(f'{p.name} ({p.n_segments} segments)' for p in photos)}"
+    ctx.print(f"sedc benchmark: model {args.model}, modes {', '.join(modes)}"
+              + (f", photos {', '.join(f'{p.name} ({p.n_segments} segments)' for p in photos)}" if photos else "")
               + (" [quick]" if args.quick else ""))
     ctx.print(format_machine(info))
     ctx.print(RULE)

@@ -60,7 +60,7 @@ segmentation (how the image is cut into regions, --segmentation):
 
 search (how the regions to remove are looked for, --search; results record it):
 {_table(SEARCH_HELP, 15, default=ExplainOptions().search)}
-  The measurements behind these lines: docs/benchmarks/search_quality.md, 'sedc benchmark --search'.
+  Measured with 'sedc benchmark --search' on 14 photos (README, Performance).
 
 --target accepts a class id (281) or a class name, case-insensitive, underscores as spaces
 ('tabby', 'Egyptian_cat'); for ImageNet models every synonym works ('tabby cat'). An unknown
