@@ -34,8 +34,8 @@ MODE_HELP = {  # the built-in fills: what a removed segment becomes
 }
 MODES = tuple(MODE_HELP)
 
-# The search strategies (sedc.core.strategies): when to use which, as measured on real photos
-# (docs/benchmarks/search_quality.md). "exact" is the original method and the default.
+# The search strategies (sedc.core.strategies): when to use which, as measured on 14 photos by
+# `sedc benchmark --search` (README, Performance). "exact" is the original method and the default.
 SEARCH_HELP = {
     "exact": "the original SEDC search: the paper's answer",
     "fast": "ranks the regions, removes the top ones, prunes: about half of exact's evaluations "

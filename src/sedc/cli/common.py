@@ -54,7 +54,7 @@ max_time = from_rule(parse_max_time, "max_time")         # seconds > 0, or none
 modes = from_rule(parse_modes, "modes")                  # MODE[,MODE...]
 max_evals = from_rule(functools.partial(parse_integer_option, "max_evals"), "max_evals")
 seed = from_rule(functools.partial(parse_integer_option, "seed"), "seed")
-search = from_rule(check_search, "search")                # exact, fast or beam
+search_strategy = from_rule(check_search, "search")       # exact, fast or beam
 beam_width = from_rule(functools.partial(parse_integer_option, "beam_width"), "beam_width")
 
 

@@ -32,7 +32,7 @@ from .common import (
     max_time,
     modes,
     positive_int,
-    search,
+    search_strategy,
     seconds,
     seed,
 )
@@ -163,7 +163,7 @@ def _add_search_options(p: Any) -> None:
 
 def _add_strategy_options(p: Any) -> None:
     """--search and --beam-width (explain)."""
-    p.add_argument("--search", type=search, default=DEFAULTS.search, metavar="|".join(SEARCHES),
+    p.add_argument("--search", type=search_strategy, default=DEFAULTS.search, metavar="|".join(SEARCHES),
                    help="search strategy: exact (default) returns the paper's answer; fast about "
                         "half the evaluations for an irreducible answer of similar size; beam more "
                         "evaluations, now and then a smaller answer (see 'search' below)")
