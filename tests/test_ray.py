@@ -198,3 +198,13 @@ def test_training_mode_factory_warns_once_in_the_driver(cluster):
     assert sum("training mode" in str(w.message) for w in record) == 1  # two actors, one warning
     for image, got in zip(images, results):
         assert_same(got, sedc.explain(image, TrainModeNet().eval(), grid(), mode="mean"))
+
+
+@needs_ray
+def test_actors_run_the_search_they_are_given(cluster):
+    images = [tiny_image(seed) for seed in range(2)]
+    results = explain_ray(images, TinyNet(), search="fast", batch_size=4)
+    for image, got in zip(images, results):
+        want = sedc.explain(image, TinyNet(), grid(), mode="mean", search="fast", batch_size=4)
+        assert_same(got, want)
+        assert (got.search, got.n_model_calls) == ("fast", want.n_model_calls)

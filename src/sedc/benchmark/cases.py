@@ -1,4 +1,5 @@
-"""The benchmark cases: comparison, scaling and throughput (a function each, in :data:`CASES`)."""
+"""The benchmark cases: comparison, scaling, throughput, inpaint and search (a function each, in
+:data:`CASES`; search lives in :mod:`sedc.benchmark.search`)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from .report import (
     plot_scaling,
     summarize,
 )
+from .search import case_search
 
 # --------------------------------------------------------------------------------------------
 # Photos and segments
@@ -321,4 +323,5 @@ CASES: dict[str, tuple[Callable[[Context], dict], Callable[[dict, Sequence[Any]]
     "scaling": (case_scaling, plot_scaling, 2),
     "throughput": (case_throughput, None, 0),
     "inpaint": (case_inpaint, None, 0),
+    "search": (case_search, None, 0),
 }

@@ -20,6 +20,11 @@ Cases (a function each, registered in :data:`CASES`; ``--cases`` picks them):
     Images per minute on many images: the explain loop against ``explain_many`` and two worker
     processes, answers compared.
 
+``search`` (``--search``)
+    The search strategies (exact, fast, beam(2), beam(4)) on scikit-image photos at quickshift and
+    SLIC ~100 segments: found, k against exact's, evaluations, model calls, estimated time
+    (:mod:`sedc.benchmark.search`). Alone unless ``--cases`` names others.
+
 Every run goes through :class:`TimedModel`, an ``nn.Module`` proxy that times the model's
 forward calls (synchronising CUDA) and counts the rows it evaluates, so the *model-bound
 fraction* (time in forward / total time) and the evaluations are measured the same way for every
@@ -126,11 +131,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="max_evals cap of original per scaling run (default: %(default)s)")
     p.add_argument("--scaling-explain-max-evals", type=positive_int, default=None,
                    help="max_evals cap of explain per scaling run (default: 10x --scaling-max-evals)")
+    _add_search_arguments(p)
     p.add_argument("--json", metavar="FILE", help="write raw timings, answers, machine and summary")
     p.add_argument("--plot", metavar="FILE.png",
                    help="write a figure: a row of 3 panels for the comparison (time with error bars, "
                         "evaluations per second, model-bound fraction) and a row of 2 for --scaling")
     return p
+
+
+def _add_search_arguments(p: argparse.ArgumentParser) -> None:
+    """``--search`` and its settings."""
+    from ..benchmark.search import MAX_EVALS, PHOTOS, TARGETS, TIME_LIMIT
+
+    p.add_argument("--search", action="store_true",
+                   help="run the search case alone (with --cases, add 'search' there instead): exact, fast, "
+                        "beam(2) and beam(4) on scikit-image photos at quickshift and SLIC ~100 segments, "
+                        "modes from --modes; --quick: one photo, quickshift, plain SEDC")
+    p.add_argument("--search-photos", type=_comma_list, default=None, metavar="NAME,...",
+                   help=f"scikit-image photos of the search case (default: {','.join(PHOTOS)})")
+    p.add_argument("--search-targets", type=_comma_list, default=None, metavar="none,second",
+                   help=f"none: SEDC; second: SEDC-T toward the photo's second class (default: {','.join(TARGETS)})")
+    p.add_argument("--search-max-evals", type=positive_int, default=MAX_EVALS, metavar="N",
+                   help="a safeguard cap on each search of the search case (default: %(default)s)")
+    p.add_argument("--search-time-limit", type=float, default=TIME_LIMIT, metavar="S",
+                   help="the time limit of the 'found within' column, in estimated seconds (default: "
+                        "%(default)s, the SEDC paper's)")
 
 
 def _json_default(obj: Any) -> Any:
@@ -164,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     out = sys.stdout
 
-    cases = list(args.cases) if args.cases else ["comparison"]
+    cases = list(args.cases) if args.cases else (["search"] if args.search else ["comparison"])
     if args.scaling and "scaling" not in cases:
         cases.append("scaling")
     if args.throughput and "throughput" not in cases:
@@ -172,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    bad_targets = [t for t in args.search_targets or () if t not in ("none", "second")]
+    if bad_targets:
+        parser.error(f"unknown --search-targets {', '.join(bad_targets)}; choose from none, second")
     try:
         device = resolve_device(args.device)
     except ValueError as err:
@@ -211,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         photos_src = load_photos(args.images, loaded.input_size)
     if "scaling" in cases and not args.images and not args.quick and SCALING_PHOTO not in [n for n, _ in photos_src]:
         photos_src += load_photos(None, loaded.input_size, (SCALING_PHOTO,))
+    if cases == ["search"]:  # it loads and segments photos of its own
+        photos_src = []
     photos = [Photo(name, array, quickshift_segments(array)) for name, array in photos_src]
 
     ctx = Context(args=args, device=device, model_name=args.model, labels=list(loaded.class_names),
@@ -218,8 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   implementations=names, repeats=repeats, warmup_rounds=0 if args.quick else 1, out=out)
     info = machine_info(device)
     ctx.print(RULE)
-    ctx.print(f"sedc benchmark: model {args.model}, modes {', '.join(modes)}, photos "
-              f"{', '.join(f'{p.name} ({p.n_segments} segments)' for p in photos)}"
+    ctx.print(f"sedc benchmark: model {args.model}, modes {', '.join(modes)}"
+              + (f", photos {', '.join(f'{p.name} ({p.n_segments} segments)' for p in photos)}" if photos else "")
               + (" [quick]" if args.quick else ""))
     ctx.print(format_machine(info))
     ctx.print(RULE)

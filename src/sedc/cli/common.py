@@ -8,7 +8,8 @@ import sys
 from typing import Any, Callable
 
 from ..base.errors import SedcError
-from ..base.options import parse_batch_size, parse_checks, parse_integer_option, parse_max_time, parse_modes
+from ..base.options import (check_search, parse_batch_size, parse_checks, parse_integer_option, parse_max_time,
+                            parse_modes)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -55,6 +56,8 @@ modes = from_rule(parse_modes, "modes")                  # MODE[,MODE...]
 max_evals = from_rule(functools.partial(parse_integer_option, "max_evals"), "max_evals")
 seed = from_rule(functools.partial(parse_integer_option, "seed"), "seed")
 checks = from_rule(parse_checks, "checks")                # CHECK[,CHECK...], model:SPEC, or none
+search_strategy = from_rule(check_search, "search")       # exact, fast or beam
+beam_width = from_rule(functools.partial(parse_integer_option, "beam_width"), "beam_width")
 
 
 def seconds(text: str) -> float:

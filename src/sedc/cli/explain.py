@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ..base.errors import UsageError
-from ..base.options import CHECKS, ExplainOptions
+from ..base.errors import InputError, UsageError
+from ..base.options import CHECKS, ExplainOptions, check_search_width, search_name
 from ..imaging.io import IMAGE_EXTENSIONS
 from ..imaging.segmentation import DEFAULT_PARAMS, METHODS
 from .common import EXIT_FAILED, EXIT_OK
@@ -50,7 +50,8 @@ def run_explain(args: argparse.Namespace) -> int:
     module, runtime = runtime_module(args, loaded.module, loaded.input_size)
     loaded = dataclasses.replace(loaded, module=module)
     settings = {"model": loaded.name, "segmentation": segmentation_name(args.segmentation, args.segments),
-                "target": target, "runtime": runtime, "preprocessing": loaded.geometry.describe()}
+                "target": target, "runtime": runtime, "preprocessing": loaded.geometry.describe(),
+                "search": search_name(args.search, args.beam_width)}
     store = ResultStore(args.out, overwrite=args.overwrite)
     store.check_settings(settings)
     modes = args.modes
@@ -73,6 +74,10 @@ def check_options(args: argparse.Namespace) -> None:
     if args.segments is not None and args.segmentation not in SEGMENTS_METHODS:
         raise UsageError(f"--segments applies to --segmentation {' or '.join(SEGMENTS_METHODS)}, "
                          f"not {args.segmentation} (which chooses the number of regions itself)")
+    try:
+        check_search_width(args.search, args.beam_width)
+    except InputError:
+        raise UsageError(f"--beam-width applies to --search beam only, not to --search {args.search}") from None
     check_model_options(args)
 
 
@@ -158,7 +163,8 @@ def _cluster_loss_is_a_usage_error(results: Iterator[tuple[int, Any]]) -> Iterat
 # The ExplainOptions fields set on the command line (``args`` attribute -> option). The mode and
 # the target are per image (each row's task carries its own), so the run's options leave them out.
 OPTION_FLAGS = {"batch_size": "batch_size", "max_time": "max_time", "max_evals": "max_evals",
-                "prune": "prune", "seed": "seed"}
+                "prune": "prune", "seed": "seed",
+                "search": "search", "beam_width": "beam_width"}
 
 
 def explain_options(args: argparse.Namespace, check_models: Sequence[Any] = ()) -> ExplainOptions:

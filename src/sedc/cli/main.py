@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..base.errors import UsageError
-from ..base.options import MODES, NO_LIMIT, ExplainOptions
+from ..base.options import DEFAULT_BEAM_WIDTH, MODES, NO_LIMIT, SEARCHES, ExplainOptions
 from ..base.schema import RESULTS_FILE
 from ..imaging.io import IMAGE_EXTENSIONS
 from ..imaging.segmentation import METHODS as SEGMENTATIONS
@@ -27,11 +27,13 @@ from .common import (
     RenamedFlag,
     batch_size,
     checks,
+    beam_width,
     input_size,
     max_evals,
     max_time,
     modes,
     positive_int,
+    search_strategy,
     seconds,
     seed,
 )
@@ -118,6 +120,7 @@ def _add_explain_parser(commands: Any) -> None:
                         help="checks run on each counterfactual after the search: verify, fills, "
                              "minimal, model:SPEC (a second model), comma-separated, or none "
                              f"(default: {','.join(DEFAULTS.checks)}; see 'checks' below)")
+    _add_strategy_options(search)
     scale = p.add_argument_group("scale (several images are always explained together, sharing model batches)")
     scale.add_argument("--devices", default=None, metavar="all|cuda:0,cuda:1|cpu,cpu",
                        help="one worker process per listed device, each with its own copy of the model; "
@@ -162,6 +165,17 @@ def _add_search_options(p: Any) -> None:
     p.add_argument("--max-time", type=max_time, default=CLI_MAX_TIME, metavar="S|none",
                    help=f"stop each image's search after S seconds; 'none' for no limit (default: "
                         f"{CLI_MAX_TIME:g})")
+
+
+def _add_strategy_options(p: Any) -> None:
+    """--search and --beam-width (explain)."""
+    p.add_argument("--search", type=search_strategy, default=DEFAULTS.search, metavar="|".join(SEARCHES),
+                   help="search strategy: exact (default) returns the paper's answer; fast about "
+                        "half the evaluations for an irreducible answer of similar size; beam more "
+                        "evaluations, now and then a smaller answer (see 'search' below)")
+    p.add_argument("--beam-width", type=beam_width, default=DEFAULTS.beam_width, metavar="W",
+                   help=f"--search beam only: sets kept per depth (default: {DEFAULT_BEAM_WIDTH}; "
+                        "1 is greedy)")
 
 
 def _add_device_option(p: Any) -> None:

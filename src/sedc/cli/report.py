@@ -26,7 +26,8 @@ DIR/report.html, a static page that opens from disk without network, and DIR/sum
 
 REPORT_EPILOG = """\
 report.html holds, per mode, the SEDC paper's table (images, counterfactual found, stopped by a
-limit, mean and median number of removed regions k, mean evaluations, mean time); for runs with
+limit, mean and median number of removed regions k, mean evaluations, mean time), per search and
+mode when the rows were made by several searches (rows without a search are exact); for runs with
 --ground-truth the accuracy, the most frequent true -> predicted confusions and the
 misclassifications explained toward their true class; the class transitions (original ->
 counterfactual class: what the model falls back to); a k histogram, time and evaluations against
@@ -34,7 +35,8 @@ the number of regions; and a gallery of every image with filters and sorting, li
 
 summary.json holds n_images, n_found, found_rate, mean_segments, median_segments,
 mean_evaluations, mean_time_s, by_mode (the same keys per mode) and transitions
-(a list of {from, to, count}).
+(a list of {from, to, count}); with several searches also searches and by_search (the same keys
+and by_mode, per search).
 
 --format markdown prints the summary table instead (for a terminal or a CI log) and writes nothing.
 

@@ -14,11 +14,13 @@ from ..base.schema import ERRORS_FILE, RESULTS_FILE
 
 # Settings that must match for a resumed run to add rows to an existing results.jsonl. The mode
 # is not one of them: rows are kept per (image, mode), so a run may add modes to a results file.
-RUN_KEYS = ("model", "segmentation", "target")
+RUN_KEYS = ("model", "segmentation", "target", "search")
 # The row field that records a run setting, where it is not the setting's own name: a row's
 # "target" is the class its search aimed at, which under "--target true" differs per image
 # (the true class, or null for a correctly classified image); "target_setting" is --target itself.
 ROW_FIELDS = {"target": "target_setting"}
+# What a row written before a setting was recorded was made with: every search was exact.
+LEGACY_SETTINGS = {"search": "exact"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,7 +78,7 @@ def run_setting(row: dict[str, Any], key: str) -> Any:
     """The run setting ``key`` a row was made with (rows written before ``target_setting``
     existed record a fixed target in ``target``)."""
     field = ROW_FIELDS.get(key, key)
-    return row[field] if field in row else row.get(key)
+    return row[field] if field in row else row.get(key, LEGACY_SETTINGS.get(key))
 
 
 def append_line(path: Path, row: dict[str, Any]) -> None:

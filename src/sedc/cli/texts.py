@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 
-from ..base.options import CHECK_HELP, MODE_HELP, ExplainOptions
+from ..base.options import CHECK_HELP, MODE_HELP, SEARCH_HELP, ExplainOptions
 from ..base.schema import EXPLANATION_FIELDS, RESULTS_FILE, ROW_ORDER, RUN_FIELDS
 from ..imaging.samples import DEMO_PHOTOS, DEMO_SIZE
 
@@ -68,6 +68,10 @@ segmentation (how the image is cut into regions, --segmentation):
   grid           a regular grid of about --segments N cells (default 49, i.e. 7x7)
 
 {CHECKS_EPILOG}
+search (how the regions to remove are looked for, --search; results record it):
+{_table(SEARCH_HELP, 15, default=ExplainOptions().search)}
+  Measured with 'sedc benchmark --search' on 14 photos (README, Performance).
+
 --target accepts a class id (281) or a class name, case-insensitive, underscores as spaces
 ('tabby', 'Egyptian_cat'); for ImageNet models every synonym works ('tabby cat'). An unknown
 name exits with status 2 and suggests close names. --target true (needs --ground-truth)

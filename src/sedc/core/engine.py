@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from ..base.errors import InputError
-from ..base.options import ExplainOptions, mode_name
+from ..base.options import ExplainOptions, mode_name, search_name
 from ..base.validate import as_image_tensor, as_segments
 from .evaluation import Evaluator
 from .perturbation import Composer, make_fill, segment_index
 from .result import Explanation
-from .search import Pruner, Scores, Search
+from .search import Pruner, Scores
+from .strategies import Strategy, make_search
 
 
 @dataclass
@@ -43,7 +44,12 @@ class Job:
 
     ``options`` are the validated settings of this image (the run's, with a task's own put over
     them); nothing below re-checks them. ``target`` starts as ``options.target`` and becomes None
-    when ``untargeted_if_predicted`` and the model already predicts the target.
+    when ``untargeted_if_predicted`` and the model already predicts the target. ``search`` is the
+    strategy ``options.search`` names (:func:`~sedc.core.strategies.make_search`).
+
+    ``n_model_calls`` counts the model batches this job was fed from, the unperturbed image's
+    included: a batch shared with other jobs counts once for each of them, a step split over
+    several batches counts each (a batch retried in parts after running out of memory, once).
     """
 
     prepared: Prepared
@@ -51,18 +57,19 @@ class Job:
     untargeted_if_predicted: bool = False  # a target the model already predicts: plain SEDC
     target: int | None = None
     started: float = field(default_factory=time.perf_counter)
-    search: Search | None = None
+    search: Strategy | None = None
     pruner: Pruner | None = None
     original_class: int = -1
     original_score: float = float("nan")
     n_evaluations: int = 0
+    n_model_calls: int = 0
     finished: float | None = None
 
     def __post_init__(self) -> None:
         self.target = self.options.target
 
     @property
-    def phase(self) -> Search | Pruner | None:
+    def phase(self) -> Strategy | Pruner | None:
         """The state machine that currently proposes candidates."""
         if self.search is None:
             return None
@@ -85,6 +92,7 @@ class Job:
         """Start the search from the scores of the unperturbed image (one row); starts the clock."""
         self.started = time.perf_counter()
         self.n_evaluations = 1
+        self.n_model_calls = 1
         self.original_class = int(scores.predicted[0])
         self.original_score = float(scores.top[0])
         if self.target is not None and self.target == self.original_class and self.untargeted_if_predicted:
@@ -92,8 +100,8 @@ class Job:
         if self.target is not None and self.target == self.original_class:
             raise InputError(f"target class {self.target} is already the predicted class of the image; "
                              "choose another target or use target=None")
-        self.search = Search(len(self.prepared.segment_ids), self.original_class, self.original_score,
-                             self.target)
+        self.search = make_search(self.options.search, len(self.prepared.segment_ids), self.original_class,
+                                  self.original_score, self.target, width=self.options.beam_width)
         if len(self.prepared.segment_ids) < 2:
             # Removing the only segment removes the whole image: that explains nothing.
             self.search.done, self.search.stop_reason = True, "exhausted"
@@ -130,6 +138,7 @@ class Job:
         phase = self.phase
         phase.feed(sets, scores)
         self.n_evaluations += len(sets)
+        self.n_model_calls += 1
         self._after_feed()
 
     def _after_feed(self) -> None:
@@ -268,6 +277,7 @@ def finish(job: Job) -> Explanation:
         stop_reason=search.stop_reason or "exhausted", n_segments=len(prepared.segment_ids), mask=mask,
         perturbed_image=perturbed, explanation_image=explanation_image.astype(np.float32),
         image=image_cpu, segmentation=prepared.segmentation,
+        search=search_name(job.options.search, job.options.beam_width), n_model_calls=job.n_model_calls,
     )
 
 

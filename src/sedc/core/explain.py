@@ -55,6 +55,8 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
         ``"fills"``, ``"minimal"``; ``()`` for none) and ``check_models`` (second classifiers
         or :class:`sedc.models.ModelSpec` s the counterfactual should transfer to); see
         :mod:`sedc.core.checks`. Check evaluations are counted apart (``n_check_evaluations``).
+        ``search`` (``"exact"``, the default and the paper's answer; ``"fast"``; ``"beam"``) and
+        ``beam_width`` (``search="beam"`` only; default 2).
 
     Returns
     -------

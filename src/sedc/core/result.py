@@ -197,6 +197,11 @@ class Explanation:
     The card also lists every key of :meth:`to_dict` beyond the schema's explanation fields, so
     results that later join the row (trust checks, for instance) appear there without a change
     to the card.
+    search : str
+        The search strategy that ran: ``"exact"``, ``"fast"`` or ``"beam(W)"`` with its width.
+    n_model_calls : int
+        Model batches the search was fed from, the unperturbed image's included (with
+        ``explain_many``, a batch shared by several images counts once for each).
     """
 
     removed: list[int]
@@ -221,6 +226,8 @@ class Explanation:
     checks: CheckResults = field(default_factory=CheckResults)
     n_check_evaluations: int = 0
     class_names: list[str] | None = field(default=None, repr=False, compare=False)
+    search: str = "exact"
+    n_model_calls: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The explanation's fields of a result row (:data:`sedc.base.schema.EXPLANATION_FIELDS`):

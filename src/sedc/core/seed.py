@@ -47,7 +47,8 @@ def sedc_pytorch(image: Any, classifier: Any, segments: Any, mode: Any = "mean",
         ``new_class == predicted_class_index`` when no counterfactual was found.
     """
     # The 5-tuple has no place for checks: none run (one model call per candidate, as the original).
-    return explain(image, classifier, segments, mode=mode, device=device, batch_size=1, checks=()).as_tuple()
+    return explain(image, classifier, segments, mode=mode, device=device, batch_size=1, checks=(),
+                   search="exact").as_tuple()
 
 
 def sedc_pytorch_batch(image: Any, classifier: Any, segments: Any, mode: Any = "mean",
@@ -55,7 +56,7 @@ def sedc_pytorch_batch(image: Any, classifier: Any, segments: Any, mode: Any = "
                        ) -> tuple[np.ndarray, list[int], torch.Tensor, int, int]:
     """As :func:`sedc_pytorch`, evaluating ``batch_size`` candidates per model call."""
     return explain(image, classifier, segments, mode=mode, device=device, batch_size=batch_size,
-                   checks=()).as_tuple()
+                   checks=(), search="exact").as_tuple()
 
 
 def create_perturbation_mask(image: Any, segments: Any, mode: Any = "mean", device: Any = None,

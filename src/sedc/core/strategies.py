@@ -19,12 +19,13 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 from ..base.errors import InputError
+from ..base.options import DEFAULT_BEAM_WIDTH, SEARCHES
 from .beam import Beam
 from .fast import Fast
 from .search import Counterfactual, Scores, Search
 
-STRATEGIES = ("exact", "fast", "beam")
-DEFAULT_WIDTH = 2  # beam width when none is given
+STRATEGIES = SEARCHES  # ("exact", "fast", "beam"): ExplainOptions.search takes these names
+DEFAULT_WIDTH = DEFAULT_BEAM_WIDTH  # beam width when none is given
 
 
 class Strategy(Protocol):

@@ -154,22 +154,28 @@ def stat(value: str, caption: str, cls: str = "") -> str:
 
 
 def mode_section(summary: dict[str, Any]) -> str:
-    """The paper's table: one line per mode (and one for all modes)."""
+    """The paper's table: one line per mode (and one for all modes); per search and mode when
+    the rows were made by several searches (``by_search``); a column per check that ran."""
+    by_search = summary.get("by_search")
     checks = check_columns(summary)
-    heads = ("Mode", "Images", "Found", "Stopped by a limit", "Mean k", "Median k",
-             "Mean evaluations", "Mean time", *(CHECK_HEADS[key] for _, key in checks))
-    head = "".join(f'<th class="{"" if i == 0 else "n"}">{h}</th>' for i, h in enumerate(heads))
     keys = [key for _, key in checks]
-    lines = [mode_line(f'<span class="mode m{i % 8}">{escape(mode)}</span>', figures, keys=keys)
-             for i, (mode, figures) in enumerate(summary["by_mode"].items())]
-    if len(summary["by_mode"]) != 1:
-        lines.append(mode_line("All modes", summary, "all", keys))
-    note = ("One row per image and mode. k is the number of segments removed, over the "
-            "counterfactuals found; evaluations and times are over all rows.")
+    heads = ("Search", "Mode") if by_search else ("Mode",)
+    lead = len(heads) - 1
+    heads += ("Images", "Found", "Stopped by a limit", "Mean k", "Median k", "Mean evaluations",
+              "Mean time", *(CHECK_HEADS[key] for key in keys))
+    head = "".join(f'<th class="{"" if i <= lead else "n"}">{h}</th>' for i, h in enumerate(heads))
+    lines = []
+    for search, figures in (by_search or {None: summary}).items():
+        cell = [] if search is None else [escape(search)]
+        lines += mode_lines(figures, summary["modes"], cell, keys)
+    title, note = ("Results by search and mode", "One row per image, mode and search") if by_search else (
+        "Results by mode", "One row per image and mode")
+    note += (". k is the number of segments removed, over the counterfactuals found; evaluations "
+             "and times are over all rows.")
     if checks:
         note += (" Each check's column is over the rows it ran on (a check that did not run has "
                  "no column); the area is the share of the image removed, over the found rows.")
-    return (f'<section id="modes"><h2>Results by mode</h2><p class="note">{note}</p>'
+    return (f'<section id="modes"><h2>{title}</h2><p class="note">{note}</p>'
             f'<div class="panel"><table><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}'
             '</tbody></table></div></section>')
 
@@ -179,14 +185,28 @@ CHECK_HEADS = {"verified_rate": "Verified alone", "holds_under_every_fill_rate":
 """The table's heading of each check column (see :data:`sedc.report.markdown.CHECK_COLUMNS`)."""
 
 
-def mode_line(name_html: str, figures: dict[str, Any], cls: str = "", keys: Sequence[str] = ()) -> str:
-    """One line of the per-mode table (``name_html`` is already HTML); ``keys``: the check columns."""
+def mode_lines(figures: dict[str, Any], modes: list[str], lead: list[str], keys: Sequence[str] = ()) -> list[str]:
+    """The lines of one group's modes (each mode coloured as everywhere on the page: its place in
+    ``modes``), then an ``All modes`` line when there are several; ``lead`` cells go first,
+    ``keys`` are the check columns."""
+    lines = [mode_line(f'<span class="mode m{modes.index(mode) % 8}">{escape(mode)}</span>', group,
+                       lead=lead, keys=keys)
+             for mode, group in figures["by_mode"].items()]
+    if len(figures["by_mode"]) != 1:
+        lines.append(mode_line("All modes", figures, "all", lead, keys))
+    return lines
+
+
+def mode_line(name_html: str, figures: dict[str, Any], cls: str = "", lead: Sequence[str] = (),
+              keys: Sequence[str] = ()) -> str:
+    """One line of the per-mode table (``name_html`` and the ``lead`` cells are already HTML);
+    ``keys``: the check columns."""
     cells = [f"{figures['n_images']:,}", rate(figures["found_rate"]),
              rate(figures["stopped_by_limit_rate"], "lim"), fixed(figures["mean_segments"], 2),
              fixed(figures["median_segments"], 1), fixed(figures["mean_evaluations"], 1),
              seconds(figures["mean_time_s"])]
     cells += [percent(figures.get(key)) if key == "mean_area" else rate(figures.get(key)) for key in keys]
-    return (f'<tr class="{cls}"><td>{name_html}</td>'
+    return (f'<tr class="{cls}">' + "".join(f"<td>{c}</td>" for c in lead) + f"<td>{name_html}</td>"
             + "".join(f'<td class="n">{c}</td>' for c in cells) + "</tr>")
 
 

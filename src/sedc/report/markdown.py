@@ -57,6 +57,9 @@ def format_markdown(summary: dict[str, Any], *, top: int = 10) -> str:
 def mode_table(summary: dict[str, Any]) -> str:
     """The table with one line per mode, plus an ``all`` line when there are several modes.
 
+    When the rows were made by several searches (``by_search``), a first ``search`` column, and
+    these lines for each search in turn.
+
     Parameters
     ----------
     summary : dict
@@ -67,18 +70,26 @@ def mode_table(summary: dict[str, Any]) -> str:
     str
         A Markdown table.
     """
+    by_search = summary.get("by_search")
     checks = check_columns(summary)
-    heads = [*COLUMNS, *(head for head, _ in checks)]
+    columns = ("search", *COLUMNS) if by_search else COLUMNS
+    heads = [*columns, *(head for head, _ in checks)]
     lines = ["| " + " | ".join(heads) + " |",
-             "|" + "|".join("---:" if c in RIGHT or c not in COLUMNS else "---" for c in heads) + "|"]
-    by_mode = summary.get("by_mode") or {}
-    groups = list(by_mode.items())
+             "|" + "|".join("---:" if c in RIGHT or c not in columns else "---" for c in heads) + "|"]
+    for search, figures in (by_search or {None: summary}).items():
+        lead = [] if search is None else [search.replace("|", "\\|")]
+        for name, group in mode_groups(figures):
+            cells = table_cells(name, group) + [percent(group.get(key)) for _, key in checks]
+            lines.append("| " + " | ".join(lead + cells) + " |")
+    return "\n".join(lines)
+
+
+def mode_groups(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(mode, figures)`` per mode, then ``("all", summary)`` when there are several modes."""
+    groups = list((summary.get("by_mode") or {}).items())
     if len(groups) != 1:
         groups.append(("all", summary))
-    for name, figures in groups:
-        cells = table_cells(name, figures) + [percent(figures.get(key)) for _, key in checks]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return groups
 
 
 def table_cells(name: str, figures: dict[str, Any]) -> list[str]:

@@ -18,6 +18,9 @@ Conventions (also in :func:`summarize`'s docstring):
 * The checks after the search (``verified``, ``holds_under_every_fill``, ``irreducible``,
   ``transfers``) are counted over the rows where they ran (non-null), so a check that did not
   run has a rate of ``None``, never 0; the mean area removed is over the found rows.
+* Rows made by different searches (their ``search`` field; rows without one were made by the
+  exact search) are also summed up per search and mode (``by_search``), and only then: the
+  summary of a run with one search is the same as before searches were recorded.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ STOP_REASONS = ("found", "exhausted", "max_time", "max_evals")
 BASE_KEYS = ("n_images", "n_found", "found_rate", "mean_segments", "median_segments",
              "mean_evaluations", "mean_time_s")
 """The figures of the paper's table, present at the top level and in every ``by_mode`` entry."""
+
+DEFAULT_SEARCH = "exact"
+"""The search of a row that does not name one (rows written before results recorded it)."""
 
 
 def summarize(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None = None
@@ -77,15 +83,35 @@ def summarize(rows: list[dict[str, Any]], errors: list[dict[str, Any]] | None = 
         ``modes``: the modes in order of first appearance; ``by_mode``: mode -> the same
         keys, computed on that mode's rows (without ``by_mode``, ``modes`` and
         ``n_errors``); ``n_errors``: failed images.
+        Only when the rows were made by more than one search: ``searches`` (in order of first
+        appearance, see :func:`search_of`) and ``by_search``: search -> the same keys with
+        ``modes`` and ``by_mode``, computed on that search's rows.
         Figures over no rows are None.
     """
+    summary = mode_summary(rows)
+    searches = list(dict.fromkeys(search_of(row) for row in rows))
+    if len(searches) > 1:
+        summary["searches"] = searches
+        summary["by_search"] = {search: mode_summary([r for r in rows if search_of(r) == search])
+                                for search in searches}
+    summary["n_errors"] = len(errors or [])
+    return summary
+
+
+def mode_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`group_summary` of ``rows`` with ``modes`` and ``by_mode`` (see :func:`summarize`)."""
     summary = group_summary(rows)
     modes = list(dict.fromkeys(str(row.get("mode")) for row in rows))
     summary["modes"] = modes
     summary["by_mode"] = {mode: group_summary([r for r in rows if str(r.get("mode")) == mode])
                           for mode in modes}
-    summary["n_errors"] = len(errors or [])
     return summary
+
+
+def search_of(row: dict[str, Any]) -> str:
+    """The search that made a row: its ``search`` field, else :data:`DEFAULT_SEARCH`."""
+    search = row.get("search")
+    return DEFAULT_SEARCH if search is None else str(search)
 
 
 def group_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:

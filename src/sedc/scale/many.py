@@ -83,9 +83,10 @@ def iter_explain(
     **explain_options
         Any :class:`sedc.ExplainOptions` field (``mode``, ``target``, ``batch_size``,
         ``max_time``, ``max_evals``, ``seed``, ``prune``, ``autocast``, ``channels_last``,
-        ``max_batch``, ``checks``, ``check_models``), as for :func:`sedc.explain` (limits are per
-        image; the checks of the images that finish together share model batches, and second
-        models given as :class:`sedc.models.ModelSpec` are loaded once per worker or actor).
+        ``max_batch``, ``search``, ``beam_width``, ``checks``, ``check_models``), as for
+        :func:`sedc.explain` (limits are per image; the checks of the images that finish together
+        share model batches, and second models given as :class:`sedc.models.ModelSpec` are loaded
+        once per worker or actor).
 
     Yields
     ------
