@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/sedc demo --out sedc-demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 	$(BIN)/python tools/mutation_smoke.py
 
 # The model-zoo tests (torchvision: and timm: specs, pretrained-weight loading, accelerate on their

@@ -164,12 +164,14 @@ def test_worker_that_dies_loses_only_its_image():
 
 
 @pytest.mark.slow
-def test_real_model_on_photos(real_model, photos):
-    """The four demo photos (quickshift segments, the ``photos`` fixture) with EfficientNet-Lite0."""
+def test_real_model_on_photos(onnx_model, photos):
+    """The four demo photos (quickshift segments, the ``photos`` fixture) with EfficientNet-Lite0,
+    on ONNX Runtime: explain_many's shared batches against explain, the same runtime for both
+    (the torch answers are tested against the oracle in test_equivalence)."""
     images_, segs = zip(*(photos[name] for name in DEMO_PHOTOS))
-    results = explain_many(list(images_), real_model.module, list(segs), mode="mean")
+    results = explain_many(list(images_), onnx_model, list(segs), mode="mean")
     for image, seg, got in zip(images_, segs, results):
-        assert_same(got, sedc.explain(image, real_model.module, seg, mode="mean"))
+        assert_same(got, sedc.explain(image, onnx_model, seg, mode="mean"))
 
 
 def test_unpicklable_loader_is_reported_not_hung():

@@ -322,17 +322,12 @@ def test_benchmark_rows_on_onnxruntime_give_the_originals_answers():
 @pytest.mark.parametrize("mode", ["blur", "mean"])
 @pytest.mark.parametrize("name", DEMO_PHOTOS)
 def test_accelerated_explain_returns_the_references_counterfactual(real_model, photos, oracle,
-                                                                   accelerated, name, mode):
+                                                                   onnx_model, name, mode):
     """The reference runs the torch model; explain runs ONNX Runtime: same answer, no more calls."""
     image, segments = photos[name]
     ref = oracle(name, mode)
-    e = sedc.explain(image, accelerated, segments, mode=mode)
+    e = sedc.explain(image, onnx_model, segments, mode=mode)
     assert e.found and ref.found
     assert e.removed == sorted(ref.segments_in_explanation)
     assert (e.original_class, e.new_class) == (ref.predicted_class_index, ref.new_class)
     assert e.n_evaluations <= ref.n_evaluations
-
-
-@pytest.fixture(scope="module")
-def accelerated(real_model):
-    return sedc.accelerate(real_model.module, (3, 224, 224))

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scoretable as tb
 import torch
+from helpers import scoretable as tb
+from helpers.images import grid, tiny_image
+from helpers.models import TinyNet
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from tinymodels import TinyNet, grid, tiny_image
 
 import sedc
 from sedc import ExplainOptions
@@ -88,8 +89,9 @@ def problems(draw):
 
 
 def explain(table, segments, target, **options):
+    """The search alone: no checks after it (their evaluations are counted apart, see test_checks)."""
     model = tb.TableModel([table])
-    e = sedc.explain(tb.image(), model, segments, mode=tb.fill, target=target, **options)
+    e = sedc.explain(tb.image(), model, segments, mode=tb.fill, target=target, checks=(), **options)
     return e, model.seen_by(0), model
 
 
@@ -157,7 +159,7 @@ def test_explain_many_mixing_never_changes_an_answer(items, search, batch_size, 
     segs = [s for _, s in items]
     model = tb.TableModel(tables_)
     images = [tb.image(i) for i in range(len(items))]
-    options = dict(mode=tb.fill, search=name, beam_width=width, prune=prune, max_evals=max_evals)
+    options = dict(mode=tb.fill, search=name, beam_width=width, prune=prune, max_evals=max_evals, checks=())
     many = sedc.explain_many(images, model, segs, batch_size=batch_size, window=window, **options)
     for i, got in enumerate(many):
         alone = tb.TableModel(tables_)
@@ -197,12 +199,6 @@ def test_a_single_segment_is_not_searched_by_any_strategy():
 
 
 # -- real photos, the real model ---------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def onnx_model(real_model):
-    """The built-in model on ONNX Runtime: the algorithm is under test here, not the runtime."""
-    return sedc.accelerate(real_model.module, (3, 224, 224))
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, photo", [("fast", "chelsea"), ("fast", "coffee"), ("beam", "rocket"),

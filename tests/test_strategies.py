@@ -579,7 +579,7 @@ def drive_model(search, prepared, evaluator, c, target, batch=16):
 
 
 @pytest.mark.slow
-def test_fast_on_a_real_photo(real_model, photos):
+def test_fast_on_a_real_photo(onnx_model, photos):
     import torch
 
     import sedc
@@ -589,10 +589,10 @@ def test_fast_on_a_real_photo(real_model, photos):
     image, segments = photos["coffee"]
     device = torch.device("cpu")
     prepared = prepare(image, segments, "blur", device, seed=0)
-    evaluator = Evaluator(real_model.module, device, batch_size=16)
+    evaluator = Evaluator(onnx_model, device, batch_size=16)
     row = evaluator.forward(prepared.image)[0].float().numpy()
     c, n_segments = int(row.argmax()), len(prepared.segment_ids)
-    want = sedc.explain(image, real_model.module, segments, mode="blur")
+    want = sedc.explain(image, onnx_model, segments, mode="blur")
     exact = Search(n_segments, c, float(row[c]))
     assert drive_model(exact, prepared, evaluator, c, None) == want.n_evaluations  # the driver is explain's
     assert [int(x) for x in prepared.segment_ids[prepared.composer.members([exact.best.bits])[0]]] == want.removed
