@@ -1,18 +1,33 @@
 """Shared fixtures: the export cache, the real model, the demo photos and the oracle's answers on
 them, and the 32 x 32 coffee photo with its grids. Helpers (models, images, score tables) live in
-the ``helpers`` package (see ``tests/helpers/__init__.py``)."""
+the ``helpers`` package (see ``tests/helpers/__init__.py``).
+
+The hypothesis profiles of the property tests are registered here, once: ``dev`` (40 random
+examples), ``ci`` (the same, derandomized: chosen when ``CI`` is set) and ``mutation`` (as ci,
+without shrinking: a mutant needs one failing example, not the smallest). ``HYPOTHESIS_PROFILE``
+picks one.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from helpers.images import coffee, grid_segments
+from hypothesis import HealthCheck, Phase, settings
+
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", max_examples=40, **_COMMON)
+settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True, **_COMMON)
+settings.register_profile("mutation", max_examples=40, derandomize=True, database=None,
+                          phases=[Phase.explicit, Phase.generate], **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def sedc_cache(tmp_path_factory):
     """ONNX exports (sedc.accelerate, --runtime) go to a folder of this test session, never to the
     user's cache; subprocesses inherit it through the environment."""
-    import os
 
     folder = tmp_path_factory.mktemp("sedc-cache")
     before = os.environ.get("SEDC_CACHE")

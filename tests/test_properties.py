@@ -12,35 +12,24 @@
 - The search state machine itself gives the same search whatever the sizes of ``take``/``feed``.
 
 Ties are made likely: every value is drawn from a few multiples of 1/8 (exact in float32).
-Profiles: ``dev`` (random, the default) and ``ci`` (``derandomize=True``, no example database),
-chosen by ``HYPOTHESIS_PROFILE`` or, without it, ``ci`` when the ``CI`` variable is set.
+Profiles (registered in tests/conftest.py): ``dev`` (random, the default) and ``ci``
+(``derandomize=True``, no example database), chosen by ``HYPOTHESIS_PROFILE`` or, without it,
+``ci`` when the ``CI`` variable is set.
 """
 
 from __future__ import annotations
-
-import os
 
 import helpers.scoretable as tb
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, Phase, event, given, settings
+from helpers.scoretable import PAIR_VALUES, VALUES
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import sedc
 from sedc import reference
 from sedc.core.search import Pruner, Scores, Search
-
-COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("dev", max_examples=40, **COMMON)
-settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True, **COMMON)
-# `make mutation`: as ci, without shrinking (a mutant needs one failing example, not the smallest)
-settings.register_profile("mutation", max_examples=40, derandomize=True, database=None,
-                          phases=[Phase.explicit, Phase.generate], **COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
-
-VALUES = (-0.5, -0.25, -0.125, 0.0, 0.0, 0.125, 0.25)  # few values: ties are likely
-PAIR_VALUES = (0.0, 0.0, 0.0, -0.25, 0.25, 0.5)
 
 
 @st.composite

@@ -11,13 +11,12 @@ them: ``sedc.explain``, ``explain_many`` (shared batches), worker processes and 
   gives its ``new_class``.
 - Options and CLI: the errors, the rows' ``search`` and ``n_model_calls``, worker processes.
 
-Profiles as in tests/test_properties.py (``ci`` when ``CI`` is set: derandomized).
+Hypothesis profiles: tests/conftest.py (``ci`` when ``CI`` is set: derandomized).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +25,14 @@ import torch
 from helpers import scoretable as tb
 from helpers.images import grid, tiny_image
 from helpers.models import TinyNet
-from hypothesis import HealthCheck, Phase, event, given, settings
+from helpers.scoretable import PAIR_VALUES, VALUES
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import sedc
 from sedc import ExplainOptions
 from sedc.cli import main
 
-COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("dev", max_examples=40, **COMMON)
-settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True, **COMMON)
-settings.register_profile("mutation", max_examples=40, derandomize=True, database=None,
-                          phases=[Phase.explicit, Phase.generate], **COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
-
-VALUES = (-0.5, -0.25, -0.125, 0.0, 0.0, 0.125, 0.25)  # few values: ties are likely
-PAIR_VALUES = (0.0, 0.0, 0.0, -0.25, 0.25, 0.5)
 # (search, beam_width): the strategies other than exact, which tests/test_properties.py covers
 SEARCHES = (("fast", None), ("beam", None), ("beam", 1), ("beam", 3))
 

@@ -10,34 +10,24 @@ so ties are real ties), or from a dict for the hand-computed cases. Properties (
 - fast's answer is irreducible, and fast finds a counterfactual whenever exact does;
 - a beam at least as wide as any depth is breadth-first search: the smallest k.
 
-Profiles as in tests/test_properties.py (``ci`` when ``CI`` is set: derandomized).
+Hypothesis profiles: tests/conftest.py (``ci`` when ``CI`` is set: derandomized).
 """
 
 from __future__ import annotations
 
-import os
 from math import comb
 
 import numpy as np
 import pytest
 from helpers import scoretable as tb
-from hypothesis import HealthCheck, Phase, event, given, settings
+from helpers.scoretable import PAIR_VALUES, VALUES
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from sedc.core.beam import Beam
 from sedc.core.fast import Fast
 from sedc.core.search import Pruner, Scores, Search
 from sedc.core.strategies import DEFAULT_WIDTH, STRATEGIES, make_search
-
-COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("dev", max_examples=40, **COMMON)
-settings.register_profile("ci", max_examples=40, derandomize=True, database=None, print_blob=True, **COMMON)
-settings.register_profile("mutation", max_examples=40, derandomize=True, database=None,
-                          phases=[Phase.explicit, Phase.generate], **COMMON)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
-
-VALUES = (-0.5, -0.25, -0.125, 0.0, 0.0, 0.125, 0.25)  # few values: ties are likely
-PAIR_VALUES = (0.0, 0.0, 0.0, -0.25, 0.25, 0.5)
 
 # (name, constructor keywords): every strategy the properties run on
 VARIANTS = {

@@ -21,14 +21,13 @@ Skipped where torchvision or timm cannot be imported (the main ``.venv``); ``mak
 from __future__ import annotations
 
 import copy
-import importlib
-import os
 import warnings
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from helpers.zoo import require
 from torch import nn
 
 import sedc
@@ -39,21 +38,6 @@ SIZE = 64
 SHAPE = (3, SIZE, SIZE)
 MAX_EVALS = 60
 ARCHITECTURES = ["torchvision:resnet18", "timm:vit_tiny_patch16_224", "timm:convnext_atto"]
-
-
-def require(name: str) -> ModuleType:
-    """Import ``name``: a skip where it cannot be imported, a failure under SEDC_REQUIRE_ZOO=1.
-
-    Any exception counts as "cannot be imported": a torchvision wheel built for another torch
-    raises RuntimeError (``operator torchvision::nms does not exist``).
-    """
-    try:
-        return importlib.import_module(name)
-    except Exception as err:  # noqa: BLE001 - see above
-        reason = f"{name} cannot be imported here ({type(err).__name__}: {err})"
-    if os.environ.get("SEDC_REQUIRE_ZOO") == "1":
-        pytest.fail(f"{reason}; SEDC_REQUIRE_ZOO=1 (make test-zoo) requires it", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ torchvision wheel does not import beside the CPU torch); ``make test-zoo`` sets
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 import torch
+from helpers.zoo import require
 from PIL import Image
 
 import sedc
@@ -39,21 +39,6 @@ TIMM_SPEC = "timm:tf_efficientnet_lite0.in1k"
 HF_REPO = "timm/tf_efficientnet_lite0.in1k"  # where timm's pretrained config points (hf-hub)
 TORCHVISION_SPEC = "torchvision:resnet18:IMAGENET1K_V1"
 CATS = {"Egyptian cat", "tabby", "tiger cat"}
-
-
-def require(name: str) -> ModuleType:
-    """Import ``name``: a skip where it cannot be imported, a failure under SEDC_REQUIRE_ZOO=1.
-
-    Any exception counts as "cannot be imported": a torchvision wheel built for another torch
-    raises RuntimeError (``operator torchvision::nms does not exist``).
-    """
-    try:
-        return importlib.import_module(name)
-    except Exception as err:  # noqa: BLE001 - see above
-        reason = f"{name} cannot be imported here ({type(err).__name__}: {err})"
-    if os.environ.get("SEDC_REQUIRE_ZOO") == "1":
-        pytest.fail(f"{reason}; SEDC_REQUIRE_ZOO=1 (make test-zoo) requires it", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

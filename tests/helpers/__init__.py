@@ -1,4 +1,5 @@
-"""Shared helpers of the test suite (no tests here; ``tests/conftest.py`` holds only fixtures).
+"""Shared helpers of the test suite (no tests here; ``tests/conftest.py`` holds only fixtures
+and the hypothesis profiles).
 
 Modules
 -------
@@ -19,6 +20,9 @@ raycluster
     A real two-node Ray cluster on this machine (``ray start`` twice, loopback).
 browser
     A headless Chromium for the report's browser tests.
+zoo
+    :func:`~helpers.zoo.require`: torchvision or timm, a skip where they do not import (a failure
+    under ``SEDC_REQUIRE_ZOO=1``, as ``make test-zoo`` sets).
 
 Importing
 ---------

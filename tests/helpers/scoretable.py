@@ -26,6 +26,8 @@ import numpy as np
 import torch
 
 WIDTH = 6
+VALUES = (-0.5, -0.25, -0.125, 0.0, 0.0, 0.125, 0.25)  # the property tests' weights: few values, ties likely
+PAIR_VALUES = (0.0, 0.0, 0.0, -0.25, 0.25, 0.5)  # and their pair terms
 
 
 @dataclass(frozen=True)

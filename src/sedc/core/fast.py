@@ -65,7 +65,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..base.errors import InputError, SearchStateError
+from ..base.errors import InputError
 from .search import Counterfactual, Scores, Search, _Steps
 
 PREFIX_METHODS = ("gallop", "all")
@@ -121,20 +121,13 @@ class Fast(_Steps):
         self._plan_steps = self._plan()
         self._advance()
 
-    # -- driving interface (available/take come from _Steps) ----------------------------------
-    def feed(self, sets: Sequence[int], scores: Scores) -> None:
-        """Consume the scores of candidates handed out by :meth:`take`, in the order handed out."""
-        if len(sets) != len(scores):
-            raise InputError(f"got {len(scores)} scores for {len(sets)} candidates")
-        if self._received + len(sets) > self._cursor:
-            raise SearchStateError("scores fed for candidates that were not taken")
-        for i, bits in enumerate(sets):
-            self._known[bits] = (int(scores.predicted[i]), float(scores.top[i]),
-                                 float(scores.original[i]), float(scores.target[i]))
-        self._received += len(sets)
-        self.n_evaluated += len(sets)
-        if self._received == len(self._step):
-            self._advance()
+    # -- driving interface (available/take/feed come from _Steps) -----------------------------
+    def _consume_one(self, bits: int, scores: Scores, i: int) -> None:
+        self._known[bits] = (int(scores.predicted[i]), float(scores.top[i]),
+                             float(scores.original[i]), float(scores.target[i]))
+
+    def _finish_step(self) -> None:
+        self._advance()
 
     def stop(self, reason: str) -> None:
         """Stop early (``"max_time"``/``"max_evals"``), keeping the best counterfactual so far."""

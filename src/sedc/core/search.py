@@ -63,11 +63,16 @@ class Counterfactual:
 
 
 class _Steps:
-    """Hands out the candidates of the current step in order (shared by Search and Pruner)."""
+    """The driving protocol of every search state machine (Search, Pruner, Fast, Beam): hand out
+    the candidates of the current step in order (:meth:`available`, :meth:`take`), take their
+    scores back in the same order (:meth:`feed`). A subclass says what one score means
+    (``_consume_one``) and what happens when its step is complete (``_finish_step``)."""
 
     done: bool
+    n_evaluated: int
     _step: list[int]
     _cursor: int
+    _received: int
 
     def available(self) -> int:
         """Number of candidates of the current step not yet handed out."""
@@ -80,6 +85,25 @@ class _Steps:
         out = self._step[self._cursor : self._cursor + n]
         self._cursor += len(out)
         return out
+
+    def feed(self, sets: Sequence[int], scores: Scores) -> None:
+        """Consume the scores of candidates handed out by :meth:`take`, in the order handed out."""
+        if len(sets) != len(scores):
+            raise InputError(f"got {len(scores)} scores for {len(sets)} candidates")
+        if self._received + len(sets) > self._cursor:
+            raise SearchStateError("scores fed for candidates that were not taken")
+        for i, bits in enumerate(sets):
+            self._consume_one(bits, scores, i)
+        self._received += len(sets)
+        self.n_evaluated += len(sets)
+        if self._received == len(self._step):
+            self._finish_step()
+
+    def _consume_one(self, bits: int, scores: Scores, i: int) -> None:
+        raise NotImplementedError
+
+    def _finish_step(self) -> None:
+        raise NotImplementedError
 
 
 class Search(_Steps):
@@ -116,20 +140,7 @@ class Search(_Steps):
         self._step_found: list[Counterfactual] = []
         self._expand(0)
 
-    # -- driving interface (available/take come from _Steps) ----------------------------------
-    def feed(self, sets: Sequence[int], scores: Scores) -> None:
-        """Consume the scores of candidates handed out by :meth:`take`, in the order handed out."""
-        if len(sets) != len(scores):
-            raise InputError(f"got {len(scores)} scores for {len(sets)} candidates")
-        if self._received + len(sets) > self._cursor:
-            raise SearchStateError("scores fed for candidates that were not taken")
-        for i, bits in enumerate(sets):
-            self._consume_one(bits, scores, i)
-        self._received += len(sets)
-        self.n_evaluated += len(sets)
-        if self._received == len(self._step):
-            self._finish_step()
-
+    # -- driving interface (available/take/feed come from _Steps) -----------------------------
     def stop(self, reason: str) -> None:
         """Stop early (``"max_time"``/``"max_evals"``), keeping a counterfactual fed so far."""
         if self.done:
@@ -225,21 +236,18 @@ class Pruner(_Steps):
         self._received = 0
         self._next_step()
 
-    def feed(self, sets: Sequence[int], scores: Scores) -> None:
-        search = self._search
-        for i, bits in enumerate(sets):
-            predicted = int(scores.predicted[i])
-            if search.is_counterfactual(predicted):
-                self._found.append(Counterfactual(bits, predicted, float(scores.top[i]),
-                                                  float(scores.original[i]), float(scores.target[i])))
-        self._received += len(sets)
-        self.n_evaluated += len(sets)
-        if self._received == len(self._step):
-            if self._found:
-                self.best = search.choose(self._found)
-            if self._found and self._next_step():
-                return
-            self.done = True
+    def _consume_one(self, bits: int, scores: Scores, i: int) -> None:
+        predicted = int(scores.predicted[i])
+        if self._search.is_counterfactual(predicted):
+            self._found.append(Counterfactual(bits, predicted, float(scores.top[i]),
+                                              float(scores.original[i]), float(scores.target[i])))
+
+    def _finish_step(self) -> None:
+        if self._found:
+            self.best = self._search.choose(self._found)
+        if self._found and self._next_step():
+            return
+        self.done = True
 
     def stop(self, reason: str) -> None:
         """Stop early; the best counterfactual so far stays valid."""
