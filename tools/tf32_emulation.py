@@ -8,7 +8,7 @@ convolution of the built-in EfficientNet-Lite0, and of the blur fill's convoluti
 on the unmodified CPU model: the CUDA test's photos and fills by default. See docs/runtime.md,
 "On a GPU".
 
-    PYTHONPATH=src python tools/tf32_emulation.py                 # about 1 min on 2 cores
+    PYTHONPATH=src python tools/tf32_emulation.py                 # a few minutes on 2 cores
     PYTHONPATH=src python tools/tf32_emulation.py --photos rocket --modes harmonic
 """
 
