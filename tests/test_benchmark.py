@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 
 import numpy as np
 import pytest
@@ -179,8 +180,11 @@ def test_comparison_case_end_to_end_with_tiny_model(monkeypatch):
     for name, s in section["summary"]["mean"].items():
         assert s["valid"] and 0.0 <= s["model_bound"] <= 1.0 and s["n"] == 2
         assert s["evaluations_per_explanation"] >= 1
+        warm = [r["seconds"] for r in section["runs"] if r["implementation"] == name and r["warmup"]]
+        assert s["warmup_seconds"] == pytest.approx(sum(warm)) and len(warm) == 1
     text = ctx.out.getvalue()
     assert "every implementation returned the same counterfactual" in text
+    assert text.count("Warm-up round:") == 4
 
     ctx = tiny_context(["original", "wrong-fp16"])
     section = cases.case_comparison(ctx)
@@ -234,6 +238,35 @@ def test_scaling_case_and_plot_with_tiny_model(tmp_path):
     assert png.stat().st_size > 1000
 
 
+def test_throughput_warm_up_and_variants():
+    ctx = tiny_context(["explain"])
+    ctx.args.throughput_images, ctx.args.throughput_repeats = 2, 2
+    ctx.args.throughput_warmup, ctx.args.throughput_variants = 1, ["loop", "many"]
+    section = cases.case_throughput(ctx)
+    assert section["ok"] and set(section["summary"]) == {"explain loop", "explain_many"}
+    for row in section["summary"].values():
+        assert len(row["seconds"]) == 2 and len(row["warmup_seconds"]) == 1
+        assert row["median_seconds"] == pytest.approx(statistics.median(row["seconds"]))
+    text = ctx.out.getvalue()
+    assert text.count("  warm-up  ") == 2 and "1 warm-up round(s) (not for workers) + 2" in text
+
+
+def test_json_is_written_after_each_case(tmp_path, monkeypatch):
+    out = tmp_path / "bench.json"
+    seen = []
+
+    def second(ctx):
+        seen.append(json.loads(out.read_text()))  # the first case's section is already on disk
+        raise KeyboardInterrupt  # as a run cut short by its time limit
+
+    monkeypatch.setitem(cases.CASES, "second", (second, None, 0))  # the same dict as the command's
+    with pytest.raises(KeyboardInterrupt):
+        command.main(["--quick", "--device", "cpu", "--implementations", "original,explain",
+                      "--cases", "comparison,second", "--json", str(out)])
+    assert seen[0]["complete"] is False and seen[0]["comparison"]["all_match"]
+    assert json.loads(out.read_text())["complete"] is False
+
+
 def test_bad_options_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as err:
         command.main(["--implementations", "original,nope", "--device", "cpu"])
@@ -243,6 +276,9 @@ def test_bad_options_are_usage_errors(capsys):
         command.main(["--device", "cpu", "--implementations", "explain-fp16"])
     with pytest.raises(SystemExit):
         command.main(["--device", "cpu", "--modes", "smudge"])
+    for variants in ("many,workers", "loop,threads"):  # the loop is the baseline
+        with pytest.raises(SystemExit):
+            command.main(["--device", "cpu", "--throughput-variants", variants])
 
 
 def test_machine_info(monkeypatch):

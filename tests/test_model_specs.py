@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -351,17 +352,17 @@ def test_library_builders_are_refused_as_factories(monkeypatch):
         user._refuse_library_builder("mine:resnet18", "mine", resnet18)
 
 
-def test_models_unavailable_without_their_library(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_timm(name, *args, **kwargs):
-        if name.split(".")[0] == "timm":
-            raise ImportError("No module named 'timm'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_timm)
-    monkeypatch.delitem(sys.modules, "timm", raising=False)
-    with pytest.raises(ModelUnavailableError, match=r"timm:resnet18 needs timm.*sedc\[timm\]"):
-        models.load_user_model("timm:resnet18")
+@pytest.mark.parametrize(("spec", "module", "extra"), [
+    ("timm:resnet18", "timm", "timm"),
+    ("torchvision:resnet18", "torchvision", "torchvision"),
+    ("hf:google/vit-base-patch16-224", "transformers", "hf"),
+])
+def test_models_unavailable_without_their_library(monkeypatch, spec, module, extra):
+    # The library is made unimportable whether or not it is installed here: sedc imports it
+    # with importlib.import_module, which does not go through builtins.__import__ (patching
+    # that one let an installed timm through on the GPU machine); a None in sys.modules makes
+    # every import of the name fail with ModuleNotFoundError.
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ModelUnavailableError,
+                       match=rf"{re.escape(spec)} needs {module}.*sedc\[{extra}\]"):
+        models.load_user_model(spec)

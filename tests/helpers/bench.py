@@ -28,7 +28,8 @@ def tiny_context(implementations):
     segments = np.repeat(np.arange(6), 4)[None, :].repeat(24, axis=0)  # 6 vertical stripes
     args = argparse.Namespace(images=None, scaling_max_evals=6, scaling_explain_max_evals=None,
                               scaling_segments=[4, 8], throughput_repeats=1, throughput_max_time=30.0,
-                              throughput_images=16)
+                              throughput_images=16, throughput_warmup=0,
+                              throughput_variants=["loop", "many", "workers"])
     return measure.Context(args=args, device=torch.device("cpu"), model_name="tiny", labels=["red", "other"],
                            input_size=24, models={"default": measure.TimedModel(stripe_model())},
                            photos=[measure.Photo("stripes", array, segments)], modes=["mean"],

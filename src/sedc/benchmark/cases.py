@@ -222,6 +222,10 @@ def throughput_images(ctx: Context, count: int = THROUGHPUT_IMAGES) -> list[tupl
     return (out * (count // max(1, len(out)) + 1))[:count]
 
 
+THROUGHPUT_VARIANTS = ("loop", "many", "workers")
+"""Short names of the throughput variants (``--throughput-variants``), in the runners' order."""
+
+
 def _throughput_runners(ctx: Context) -> dict[str, Callable[[list[np.ndarray], str], list[Any]]]:
     """The throughput variants: an explain loop, explain_many, and two worker processes."""
     from ..core.explain import explain
@@ -233,12 +237,15 @@ def _throughput_runners(ctx: Context) -> dict[str, Callable[[list[np.ndarray], s
                else ["cpu", "cpu"])
     if ctx.device.type == "cuda" and len(workers) < 2:
         workers = workers * 2
-    return {
+    runners = {
         "explain loop": lambda images, mode: [explain(i, module, mode=mode, **options) for i in images],
         "explain_many": lambda images, mode: explain_many(images, module, mode=mode, **options),
         f"{len(workers)} workers": lambda images, mode: explain_many(images, module, mode=mode, devices=workers,
                                                                        **options),
     }
+    wanted = getattr(ctx.args, "throughput_variants", None) or THROUGHPUT_VARIANTS
+    return {name: run for (short, (name, run)) in zip(THROUGHPUT_VARIANTS, runners.items()) if short in wanted}
+
 
 
 def case_throughput(ctx: Context) -> dict:
@@ -246,38 +253,49 @@ def case_throughput(ctx: Context) -> dict:
 
     Segmentation (quickshift) is part of the timed work: explain_many overlaps it with the
     model, the loop does not. Rounds are interleaved; answers must agree across variants.
+    ``--throughput-warmup`` rounds come first and are left out of the medians (their times are
+    reported as ``warmup_seconds``): on a GPU the first calls of each batch shape carry a
+    one-time setup. Worker processes start afresh in every round, so they get no warm-up round.
     """
     images = throughput_images(ctx, ctx.args.throughput_images)
     mode = ctx.modes[0]
     runners = _throughput_runners(ctx)
+    warmup = getattr(ctx.args, "throughput_warmup", 0)
     ctx.print(f"\nThroughput: {len(images)} images (mode {mode}, quickshift, max_time "
               f"{ctx.args.throughput_max_time} s each), {', '.join(runners)}; "
-              f"{ctx.args.throughput_repeats} interleaved round(s)")
+              + (f"{warmup} warm-up round(s) (not for workers) + " if warmup else "")
+              + f"{ctx.args.throughput_repeats} interleaved round(s)")
     arrays = [a for _, a in images]
     timings: dict[str, list[float]] = {name: [] for name in runners}
+    cold: dict[str, list[float]] = {name: [] for name in runners}
     answers: dict[str, list] = {}
-    for r in range(ctx.args.throughput_repeats):
+    for r in [-1] * warmup + list(range(ctx.args.throughput_repeats)):
         for name, run in runners.items():
+            if r < 0 and name.endswith(" workers"):
+                continue
             synchronize(ctx.device)
             start = time.perf_counter()
             results = run(arrays, mode)
             synchronize(ctx.device)
-            timings[name].append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            (cold if r < 0 else timings)[name].append(seconds)
             answers[name] = [(tuple(e.removed), int(e.new_class), e.stop_reason) for e in results]
-            ctx.print(f"  round {r} {name:<14} {timings[name][-1]:8.2f} s  "
-                      f"{60 * len(images) / timings[name][-1]:7.1f} images/min")
+            ctx.print(f"  {'warm-up' if r < 0 else f'round {r}':<8} {name:<14} {seconds:8.2f} s  "
+                      f"{60 * len(images) / seconds:7.1f} images/min")
     baseline = next(iter(runners))
     match = {name: answers[name] == answers[baseline] for name in runners}
     summary = {name: {"median_seconds": statistics.median(ts), "seconds": ts,
                       "images_per_minute": 60 * len(images) / statistics.median(ts),
                       "speedup_vs_loop": statistics.median(timings[baseline]) / statistics.median(ts),
+                      "warmup_seconds": cold[name],
                       "answers_match_loop": match[name]} for name, ts in timings.items()}
     lines = ["", RULE, f"THROUGHPUT ({len(images)} images, mode {mode}, median of "
-             f"{ctx.args.throughput_repeats} round(s))", RULE]
+             f"{ctx.args.throughput_repeats} round(s){' after the warm-up' if warmup else ''})", RULE]
     for name, row in summary.items():
         lines.append(f"  {name:<14} {row['images_per_minute']:7.1f} images/min  "
                      f"{row['speedup_vs_loop']:5.2f}x the loop  answers "
-                     f"{'match' if row['answers_match_loop'] else 'DIFFER'}")
+                     f"{'match' if row['answers_match_loop'] else 'DIFFER'}"
+                     + (f"  (warm-up {', '.join(f'{t:.2f}' for t in cold[name])} s)" if cold[name] else ""))
     ctx.print("\n".join(lines))
     return {"images": [n for n, _ in images], "mode": mode, "summary": summary,
             "ok": all(match.values())}

@@ -86,6 +86,9 @@ def summarize(runs: Iterable[RunRecord], baseline: str = BASELINE,
     - ``evaluations_per_explanation``, ``calls_per_explanation``: model rows and calls per run,
     - ``evaluations_per_second``: all rows / all seconds,
     - ``model_bound``: all model seconds / all seconds,
+    - ``warmup_seconds``: the warm-up round's seconds (all photos, summed), None without one: the
+      first calls, with any one-time setup (on a GPU, per new batch shape); the rounds are
+      interleaved, so an implementation after another may find kernels already loaded,
     - ``valid``: no mismatch (see :func:`find_mismatches`), ``exact``: whether a mismatch fails,
     - ``photos``: per photo median seconds, mean evaluations and the first answer.
     """
@@ -102,6 +105,7 @@ def summarize(runs: Iterable[RunRecord], baseline: str = BASELINE,
         per_mode: dict[str, dict] = {}
         for name in names:
             mine = [r for r in timed if r.implementation == name]
+            warm = [r.seconds for r in runs if r.mode == mode and r.warmup and r.implementation == name]
             rounds: dict[int, float] = {}
             for r in mine:
                 rounds[r.round] = rounds.get(r.round, 0.0) + r.seconds
@@ -112,6 +116,7 @@ def summarize(runs: Iterable[RunRecord], baseline: str = BASELINE,
             n = len(mine)
             stats.update({
                 "round_seconds": [rounds[k] for k in sorted(rounds)],
+                "warmup_seconds": sum(warm) if warm else None,
                 "n_photos": len(photos),
                 "per_explanation": _ratio(stats["mean"], len(photos)),
                 "evaluations_per_explanation": _ratio(rows, n),
@@ -174,6 +179,9 @@ def format_summary(summary: dict, mismatches: list[dict], baseline: str = BASELI
             lines.append(f"  Median time:    {_fmt(s['median'], '.4f')} seconds "
                          f"(median speedup {_fmt(s['median_speedup'], '.2f')}x)")
             lines.append(f"  Per explanation: {_fmt(s['per_explanation'], '.4f')} seconds (mean)")
+            if s.get("warmup_seconds") is not None:
+                lines.append(f"  Warm-up round:  {s['warmup_seconds']:.4f} seconds (first calls, not in the "
+                             "statistics)")
             lines.append(f"  Model evaluations per explanation: {_fmt(s['evaluations_per_explanation'], '.1f')}"
                          f" in {_fmt(s['calls_per_explanation'], '.1f')} model calls")
             lines.append(f"  Evaluations per second: {_fmt(s['evaluations_per_second'], '.1f')}")

@@ -18,7 +18,14 @@ Cases (a function each, registered in :data:`CASES`; ``--cases`` picks them):
 
 ``throughput`` (``--throughput``)
     Images per minute on many images: the explain loop against ``explain_many`` and two worker
-    processes, answers compared.
+    processes (``--throughput-variants``), answers compared, after ``--throughput-warmup``
+    rounds left out of the medians.
+
+``inpaint`` (``--cases inpaint``)
+    The harmonic fill against OpenCV's inpainting, per photo.
+
+The JSON (``--json``) is written after each case, so a run cut short keeps the finished cases
+(``"complete": false`` until the last one).
 
 ``search`` (``--search``)
     The search strategies (exact, fast, beam(2), beam(4)) on scikit-image photos at quickshift and
@@ -54,7 +61,12 @@ import numpy as np
 import torch
 
 from ..base.validate import resolve_device
-from ..benchmark.cases import CASES, load_photos, quickshift_segments
+from ..benchmark.cases import (
+    CASES,
+    THROUGHPUT_VARIANTS,
+    load_photos,
+    quickshift_segments,
+)
 from ..benchmark.measure import (
     IMPLEMENTATIONS,
     QUICK_PHOTO,
@@ -125,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interleaved rounds of the throughput case (default: 1)")
     p.add_argument("--throughput-max-time", type=float, default=60.0,
                    help="max_time per image in the throughput case (default: 60)")
+    p.add_argument("--throughput-warmup", type=int, default=0, metavar="N",
+                   help="warm-up rounds of the throughput case before the timed ones, left out of the "
+                        "medians; worker processes start afresh each round and get none (default: 0)")
+    p.add_argument("--throughput-variants", type=_comma_list, default=list(THROUGHPUT_VARIANTS),
+                   help="comma list of the throughput variants to run, from "
+                        f"{','.join(THROUGHPUT_VARIANTS)}; loop is the baseline (default: all)")
     p.add_argument("--scaling-segments", type=_int_list, default=list(SCALING_SEGMENTS),
                    help="SLIC n_segments for --scaling (default: 25,50,100,200)")
     p.add_argument("--scaling-max-evals", type=positive_int, default=400,
@@ -221,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cpu_only:
         parser.error(f"{', '.join(cpu_only)} run on ONNX Runtime on the CPU (device is {device})")
     repeats = args.repeats or (1 if args.quick else 3)
+    bad_variants = [v for v in args.throughput_variants if v not in THROUGHPUT_VARIANTS]
+    if bad_variants or "loop" not in args.throughput_variants:
+        parser.error(f"--throughput-variants takes a comma list from {','.join(THROUGHPUT_VARIANTS)} "
+                     "that includes loop (the baseline)")
+    if args.throughput_warmup < 0:
+        parser.error("--throughput-warmup must be 0 or more")
 
     from .. import models as sedc_models
 
@@ -256,17 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     warm_up_model(ctx)
     started = time.perf_counter()
-    for case in cases:
-        ctx.results[case] = CASES[case][0](ctx)
-    elapsed = time.perf_counter() - started
-    ok = all(section.get("ok", True) for section in ctx.results.values())
 
-    ctx.print("")
-    ctx.print(format_machine(info))
-    ctx.print(f"Benchmark took {elapsed:.1f} s. Result: "
-              + ("OK" if ok else "FAILED: an exact implementation returned a different counterfactual"))
-
-    if args.json:
+    def write_json(complete: bool) -> None:
         document = {
             "schema": SCHEMA,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -276,14 +291,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "warmup_rounds": ctx.warmup_rounds, "quick": args.quick, "cases": cases,
                        "implementations": names, "segmentation": {"method": "quickshift", **DEFAULT_PARAMS["quickshift"]},
                        "photos": [{"name": p.name, "n_segments": p.n_segments} for p in photos]},
-            "elapsed_seconds": elapsed,
-            "ok": ok,
+            "elapsed_seconds": time.perf_counter() - started,
+            "complete": complete,
+            "ok": all(section.get("ok", True) for section in ctx.results.values()),
             **ctx.results,
         }
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(_clean(document), indent=2, default=_json_default) + "\n", encoding="utf-8")
-        ctx.print(f"Wrote {path}")
+
+    for i, case in enumerate(cases):
+        ctx.results[case] = CASES[case][0](ctx)
+        if args.json and i < len(cases) - 1:
+            write_json(complete=False)  # a run cut short keeps what it finished
+    elapsed = time.perf_counter() - started
+    ok = all(section.get("ok", True) for section in ctx.results.values())
+
+    ctx.print("")
+    ctx.print(format_machine(info))
+    ctx.print(f"Benchmark took {elapsed:.1f} s. Result: "
+              + ("OK" if ok else "FAILED: an exact implementation returned a different counterfactual"))
+
+    if args.json:
+        write_json(complete=True)
+        ctx.print(f"Wrote {args.json}")
     if args.plot:
         write_plot(args.plot, ctx.results, f"sedc benchmark: {args.model} on {info['device_name']}", CASES)
         ctx.print(f"Wrote {args.plot}")
