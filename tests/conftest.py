@@ -12,8 +12,17 @@ from __future__ import annotations
 
 import os
 
-import pytest
-from helpers.images import coffee, grid_segments
+# One intra-op thread for torch (and so for ONNX Runtime, which follows torch's count), in this
+# process and every subprocess a test starts, set before torch is imported; a developer's own
+# OMP_NUM_THREADS wins. On the 2-core CI machines, two OpenMP threads wait on each other at every
+# operator: with another job on the machine, EfficientNet-Lite0 ran about 10x slower per image
+# with two threads than the model alone measures (load average 4-6); with one thread it only
+# shares the core. On an idle AVX2 machine one thread is also faster at batch 1 (30 against 44
+# ms per image). The library's own default (torch's) is unchanged.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+from helpers.images import coffee, grid_segments  # noqa: E402
 from hypothesis import HealthCheck, Phase, settings
 
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -32,7 +32,7 @@ PYTHONPATH = [str(SRC), str(TESTS)]
 N_IMAGES = 8
 MODEL = ["--model", "helpers.models:handshake_cells", "--input-size", "32", "--normalize", "none",
          "--segmentation", "grid", "--segments", "9", "--mode", "mean", "--max-time", "none", "--no-figures"]
-SUMMARY = ("Done: ", "Median ", "Results: ", "Ray: ")
+SUMMARY = ("Done: ", "Median ", "Checks: ", "Results: ", "Ray: ")  # the summary lines sedc explain prints
 
 needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip install 'sedc[ray]')")
 
