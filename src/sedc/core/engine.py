@@ -281,10 +281,15 @@ def finish(job: Job) -> Explanation:
     )
 
 
-def make_evaluator(classifier: Any, device: torch.device, options: ExplainOptions) -> Evaluator:
-    """The :class:`Evaluator` that runs ``classifier`` on ``device`` as ``options`` say."""
+def make_evaluator(classifier: Any, device: torch.device, options: ExplainOptions,
+                   channels_last: bool = False) -> Evaluator:
+    """The :class:`Evaluator` that runs ``classifier`` on ``device`` as ``options`` say.
+
+    ``channels_last`` says whether the batches will be composed in channels-last memory format
+    (:func:`use_channels_last`); it is part of where a remembered batch size applies.
+    """
     return Evaluator(classifier, device, options.batch_size, autocast=options.autocast,
-                     max_batch=options.max_batch)
+                     max_batch=options.max_batch, channels_last=channels_last)
 
 
 def make_job(image: Any, segmentation: Any, options: ExplainOptions, device: torch.device,

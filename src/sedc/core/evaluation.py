@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any, Callable
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import torch
@@ -13,11 +14,53 @@ from ..base.outputs import to_scores
 from .search import Scores
 
 Classifier = Callable[[torch.Tensor], Any]
+SizeKey = tuple[str, tuple[int, ...], bool, bool]
+"""Where a batch size was measured: ``(device, (C, H, W), channels_last, autocast)``."""
 
 CPU_MAX_BATCH = 64
 CUDA_MAX_BATCH = 1024
-CPU_START_BATCH = 2  # auto starts here: batches of 1 are the slowest per image on every CPU measured
+CPU_START_BATCH = 1  # auto measures 1, then 2, before judging growth: either can be fastest on a CPU
 CUDA_START_BATCH = 16
+
+_SETTLED: WeakKeyDictionary = WeakKeyDictionary()
+# classifier -> {SizeKey: the size "auto" settled on}. Keyed weakly: a record lives exactly as long
+# as the classifier object the user holds, and dies with it (see recall_batch_size).
+
+
+def recall_batch_size(classifier: Any, key: SizeKey) -> int | None:
+    """The batch size ``"auto"`` settled on for ``classifier`` under ``key`` in this process.
+
+    Parameters
+    ----------
+    classifier : object
+        The classifier object itself (a module, an ``OnnxClassifier``, a callable): a record
+        belongs to that object, not to its architecture or weights, and is dropped with it.
+    key : tuple
+        ``(device, (C, H, W), channels_last, autocast)``: a size is reused only where it was
+        measured.
+
+    Returns
+    -------
+    int or None
+        None when nothing was settled yet, or when ``classifier`` cannot be weakly referenced
+        or hashed (nothing is remembered for such a classifier).
+    """
+    try:
+        return _SETTLED.get(classifier, {}).get(key)
+    except TypeError:
+        return None
+
+
+def remember_batch_size(classifier: Any, key: SizeKey, size: int) -> None:
+    """Record ``size`` as what ``"auto"`` settled on for ``classifier`` under ``key``.
+
+    See :func:`recall_batch_size`; a classifier that cannot be weakly referenced or hashed is
+    skipped.
+    """
+    try:
+        _SETTLED.setdefault(classifier, {})[key] = int(size)
+    except TypeError:
+        pass
 
 
 def as_scores(output: Any, batch: int) -> torch.Tensor:
@@ -44,13 +87,19 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 class BatchSizer:
-    """Chooses batch sizes: fixed, or ``"auto"`` (grow while throughput improves).
+    """Chooses batch sizes: fixed, or ``"auto"`` (the fastest per image, measured on the search's own batches).
 
-    ``"auto"`` starts small (2 on CPU, 16 on CUDA) and doubles while the time per image keeps dropping by at least
-    ``min_gain``, then settles on the fastest size seen. Each size is judged by the best of
-    ``samples`` full batches (after one warm-up batch), which keeps a noisy machine from
-    stopping the growth early. An out-of-memory error halves the size and caps it
-    (see :meth:`shrink`).
+    ``"auto"`` on a CPU measures a batch of 1, then of 2, then doubles while the time per image
+    keeps dropping by at least ``min_gain`` against every smaller size; on CUDA it starts at 16
+    and doubles the same way. It then settles on the fastest size seen (which may be 1 on a CPU).
+    Each size is judged by the best of ``samples`` full batches after one warm-up batch, which
+    keeps a noisy machine from stopping the growth early. The measured batches are real work of
+    the search: nothing is evaluated twice or thrown away. An out-of-memory error halves the
+    size and caps it (see :meth:`shrink`).
+
+    A size settled on before, for the same classifier object where it was measured
+    (:func:`recall_batch_size`), is taken with :meth:`adopt`: the search then starts at it and
+    measures nothing.
 
     Parameters
     ----------
@@ -78,8 +127,21 @@ class BatchSizer:
         self._seen: list[float] = []
         self._warm = False
 
+    @property
+    def fresh(self) -> bool:
+        """Whether ``"auto"`` has measured nothing yet (no batch recorded at its size)."""
+        return self.auto and not self.settled and not self._warm and not self.per_image
+
+    def adopt(self, size: int) -> None:
+        """Settle on ``size`` (within the cap) without measuring: a size remembered from before.
+
+        Only a :attr:`fresh` ``"auto"`` sizer adopts; otherwise this does nothing.
+        """
+        if self.fresh:
+            self.size, self.settled = max(1, min(int(size), self.cap)), True
+
     def record(self, n: int, seconds: float) -> None:
-        """Record that a batch of ``n`` images took ``seconds`` in the model."""
+        """Record that a batch of ``n`` images took ``seconds`` (composing it and the model)."""
         if self.settled or n != self.size:
             return
         if not self._warm:  # the first full batch of a new shape pays one-off costs
@@ -89,9 +151,13 @@ class BatchSizer:
         if len(self._seen) < self.samples:
             return
         self.per_image[n], self._seen = min(self._seen), []
+        self._next(n)
+
+    def _next(self, n: int) -> None:
+        """After size ``n`` is measured: double it, or settle on the fastest size seen."""
         best = min(self.per_image, key=self.per_image.get)
-        if best == n and self.size * 2 <= self.cap and self._improved(n):
-            self.size *= 2
+        if self.size * 2 <= self.cap and (n == 1 or best == n and self._improved(n)):
+            self.size *= 2  # 1 always goes on to 2: one size alone says nothing about the trend
             self._warm = False
         else:
             self.size, self.settled = best, True
@@ -137,14 +203,28 @@ class Evaluator:
     batch_size : int or "auto"
     autocast : bool
         Run the model under ``torch.autocast`` (CUDA: float16).
+    max_batch : int, optional
+        Upper bound of the batch size.
+    channels_last : bool
+        Whether the batches come in channels-last memory format (part of where a size was measured).
+
+    Notes
+    -----
+    With ``batch_size="auto"``, the first batch (the unperturbed image) looks up the size
+    ``"auto"`` settled on for this classifier object on the same device, image shape, memory
+    format and autocast setting (:func:`recall_batch_size`); when there is one, the sizer starts
+    there and measures nothing. A size the sizer settles on (or shrinks to after running out of
+    memory) is remembered the same way for the next call.
     """
 
     def __init__(self, classifier: Classifier, device: torch.device, batch_size: int | str = "auto",
-                 autocast: bool = False, max_batch: int | None = None) -> None:
+                 autocast: bool = False, max_batch: int | None = None, channels_last: bool = False) -> None:
         self.classifier = classifier
         self.device = device
         self.sizer = BatchSizer(batch_size, device, max_batch=max_batch)
         self.autocast = autocast
+        self.channels_last = channels_last
+        self.size_key: SizeKey | None = None
         self.model_time = 0.0
         self.n_images = 0
         self.n_calls = 0
@@ -152,6 +232,8 @@ class Evaluator:
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Validated (B, K) float scores of ``batch``, on the device (no synchronisation)."""
+        if self.size_key is None:
+            self._recall(batch)
         with torch.inference_mode():
             if self.autocast and self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.float16):
@@ -166,8 +248,26 @@ class Evaluator:
                              f"{self.n_classes}; the number of classes must not change")
         return scores
 
-    def score(self, batch: torch.Tensor, original: torch.Tensor, target: torch.Tensor) -> Scores:
-        """Scores of a composed batch, with per-row original and target classes (long tensors)."""
+    def _recall(self, batch: torch.Tensor) -> None:
+        """Set :attr:`size_key` from the first batch; a fresh ``"auto"`` sizer adopts the size remembered there."""
+        self.size_key = (str(self.device), tuple(int(d) for d in batch.shape[1:]), self.channels_last,
+                         self.autocast)
+        remembered = recall_batch_size(self.classifier, self.size_key) if self.sizer.fresh else None
+        if remembered is not None:
+            self.sizer.adopt(remembered)
+
+    def _remember(self) -> None:
+        """Remember the size of a settled ``"auto"`` sizer for the next call on this classifier."""
+        if self.sizer.auto and self.sizer.settled and self.size_key is not None:
+            remember_batch_size(self.classifier, self.size_key, self.sizer.size)
+
+    def score(self, batch: torch.Tensor, original: torch.Tensor, target: torch.Tensor,
+              started: float | None = None) -> Scores:
+        """Scores of a composed batch, with per-row original and target classes (long tensors).
+
+        ``started`` is when composing the batch began: the sizer judges a size by the time to
+        compose and score its batch, the model's share (:attr:`model_time`) is counted apart.
+        """
         start = time.perf_counter()
         scores = self.forward(batch)
         predicted = scores.argmax(dim=1)  # first maximum on ties, like numpy.argmax
@@ -175,23 +275,28 @@ class Evaluator:
         packed = torch.stack([predicted.to(scores.dtype), scores[rows, predicted],
                               scores[rows, original], scores[rows, target]])
         host = packed.cpu().numpy().astype(np.float64)
-        elapsed = time.perf_counter() - start
-        self.model_time += elapsed
+        end = time.perf_counter()
+        self.model_time += end - start
         self.n_images += batch.shape[0]
         self.n_calls += 1
-        self.sizer.record(batch.shape[0], elapsed)
+        settled = self.sizer.settled
+        self.sizer.record(batch.shape[0], end - (start if started is None else started))
+        if self.sizer.settled and not settled:
+            self._remember()
         return Scores(host[0].astype(np.int64), host[1], host[2], host[3])
 
     def score_sets(self, compose: Callable[[list], torch.Tensor], sets: list, original: torch.Tensor,
                    target: torch.Tensor) -> Scores:
         """Compose and score ``sets``; on out-of-memory, halve the batch and retry the same sets."""
         try:
-            return self.score(compose(sets), original, target)
+            started = time.perf_counter()
+            return self.score(compose(sets), original, target, started)
         except Exception as err:  # noqa: BLE001 - only OOM is handled, the rest re-raised
             if not is_out_of_memory(err):
                 raise
         _free_cache(self.device)
         self.sizer.shrink()
+        self._remember()
         parts, start = [], 0
         while start < len(sets):  # the size read anew each time: a nested failure shrinks it further
             stop = start + self.sizer.size

@@ -83,8 +83,9 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
     classifier, class_names = split_loaded_model(classifier)
     dev = classifier_device(classifier, device)
     with eval_mode(classifier):  # a model in training mode: evaluated in eval mode, then restored
-        evaluator = make_evaluator(classifier, dev, options)
-        job = make_job(image, segmentation, options, dev, use_channels_last(options, classifier, dev))
+        channels_last = use_channels_last(options, classifier, dev)
+        evaluator = make_evaluator(classifier, dev, options, channels_last)
+        job = make_job(image, segmentation, options, dev, channels_last)
         evaluate_originals([job], evaluator)
         run_jobs([job], evaluator)
         checked = run_checks([job], evaluator, Checker(options, dev))[0]
