@@ -177,13 +177,14 @@ def test_a_second_explain_on_the_same_model_starts_at_the_settled_size(monkeypat
     image = torch.ones(1, 1, 12, 16)
     first = sedc.explain(image, model, seg, mode=zeros_fill)
     assert model.sizes[:7] == [1, 1, 1, 1, 2, 2, 2]  # the image, then 1 and 2 measured (warm-up + 2 each)
+    assert first.batch_size == 1 and first.to_dict()["batch_size"] == 1
     model.sizes.clear()
     second = sedc.explain(image, model, seg, mode=zeros_fill)
-    assert set(model.sizes) == {1}  # no batch of 2: nothing measured
+    assert set(model.sizes) == {1} and second.batch_size == 1  # no batch of 2: nothing measured
     assert (second.removed, second.n_evaluations) == (first.removed, first.n_evaluations)
     model.sizes.clear()
-    sedc.explain_many([image, image], model, seg, mode=zeros_fill)  # one process, the same object
-    assert set(model.sizes) == {1}
+    many = sedc.explain_many([image, image], model, seg, mode=zeros_fill)  # one process, the same object
+    assert set(model.sizes) == {1} and [e.batch_size for e in many] == [1, 1]
 
 
 def test_batch_sizer_needs_a_strict_gain_to_grow():
