@@ -257,3 +257,19 @@ def test_cuda_explain_many_matches_explain(photos):
     for image, seg, got in zip(images, segs, many):
         alone = sedc.explain(image, cuda_model.module, seg, mode="blur")
         assert (got.removed, got.new_class) == (alone.removed, alone.new_class)
+
+
+def test_scores_picked_on_the_host_equal_those_picked_on_the_device():
+    from sedc.core.evaluation import pick_on_device, pick_on_host, pick_scores
+
+    gen = torch.Generator().manual_seed(5)
+    scores = torch.rand(6, 7, generator=gen)
+    scores[1, [2, 5]] = 2.0  # a tie: the first maximum wins in both
+    scores[2, 4] = float("nan")  # NaN counts as the maximum in both
+    original, target = torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([6, 5, 4, 3, 2, 1])
+    host, device = pick_on_host(scores, original, target), pick_on_device(scores, original, target)
+    for name in ("predicted", "top", "original", "target"):
+        a, b = getattr(host, name), getattr(device, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+    assert host.predicted[1] == 2 and host.predicted[2] == 4
+    assert np.array_equal(pick_scores(scores, original, target).top, host.top, equal_nan=True)
