@@ -10,8 +10,9 @@ from helpers.images import grid_segments, zeros_fill
 from helpers.models import RegionModel
 
 import sedc
-from sedc.core import evaluation
-from sedc.core.evaluation import BatchSizer, Evaluator, is_out_of_memory, recall_batch_size
+from sedc.core import batching, evaluation
+from sedc.core.batching import BatchSizer, recall_batch_size, recall_sizes
+from sedc.core.evaluation import Evaluator, is_out_of_memory
 
 
 class OomAbove(RegionModel):
@@ -125,7 +126,7 @@ def test_auto_batch_size_picks_one_when_one_is_fastest():
 
 def test_auto_batch_size_on_cuda_keeps_its_start():
     sizer = BatchSizer("auto", torch.device("cuda"))  # a device name only: no GPU needed
-    assert sizer.size == evaluation.CUDA_START_BATCH == 16 and not sizer.settled
+    assert sizer.size == batching.CUDA_START_BATCH == 16 and not sizer.settled
     per_image = {16: 1.0, 32: 0.5, 64: 0.6}
     while not sizer.settled:
         sizer.record(sizer.size, per_image[sizer.size] * sizer.size)
@@ -154,7 +155,8 @@ def test_a_settled_size_is_remembered_for_the_same_classifier_object_only(monkey
     assert recall_batch_size(model, ("cpu", (1, 12, 16), False, False)) == 2
     again = Evaluator(model, cpu)
     again.forward(image)  # the unperturbed image: the size is looked up, nothing is measured
-    assert again.sizer.settled and again.sizer.size == 2 and again.sizer.per_image == {}
+    assert again.sizer.settled and again.sizer.size == 2 and again.sizer.per_image == first.sizer.per_image
+    assert again.sizer.chunk(100) == 2 and again.sizer.chunk(5) == 2  # 2 + 2 + 1: no batch of 1 to measure
     other = Evaluator(twin, cpu)  # same weights, another object: measured afresh
     other.forward(image)
     assert not other.sizer.settled and other.sizer.size == 1
@@ -170,13 +172,35 @@ def test_a_settled_size_is_remembered_for_the_same_classifier_object_only(monkey
     assert fixed.sizer.size == 8  # a given batch size is never replaced
 
 
+def test_a_measurement_a_short_search_left_unfinished_goes_on_in_the_next_call(monkeypatch):
+    monkeypatch.setattr(evaluation, "time", Clock())
+    seg, weights, base = _problem()
+    model = Priced(seg, weights, base, clock=evaluation.time, per_image={1: 3.0, 2: 1.0, 4: 2.0})
+    cpu, image = torch.device("cpu"), torch.ones(1, 1, 12, 16)
+    first = Evaluator(model, cpu)
+    first.forward(image)
+    zeros = torch.zeros(2, dtype=torch.long)
+    for n in (1, 1, 1, 1, 2):  # 1 measured (warm-up + 3 samples), 2 warmed up: then the search ends
+        first.score_sets(lambda sets: image.expand(len(sets), -1, -1, -1), [0] * n, zeros[:n], zeros[:n])
+    record = recall_sizes(model, ("cpu", (1, 12, 16), False, False))
+    assert (record.size, record.settled, sorted(record.per_image)) == (2, False, [1])
+    assert recall_batch_size(model, ("cpu", (1, 12, 16), False, False)) is None  # nothing settled yet
+    second = Evaluator(model, cpu)
+    second.forward(image)
+    assert (second.sizer.size, second.sizer.settled, sorted(second.sizer.per_image)) == (2, False, [1])
+    _settle(second, image)
+    assert second.sizer.size == 2 and sorted(second.sizer.per_image) == [1, 2, 4]
+    record.per_image[1] = 0.0  # the record handed out is a copy: the sizer's state is its own
+    assert second.sizer.per_image[1] == 3.0
+
+
 def test_a_second_explain_on_the_same_model_starts_at_the_settled_size(monkeypatch):
     monkeypatch.setattr(evaluation, "time", Clock())
     seg, weights, base = _problem()
     model = Priced(seg, weights, base, clock=evaluation.time, per_image={1: 1.0, 2: 2.0})
     image = torch.ones(1, 1, 12, 16)
     first = sedc.explain(image, model, seg, mode=zeros_fill)
-    assert model.sizes[:7] == [1, 1, 1, 1, 2, 2, 2]  # the image, then 1 and 2 measured (warm-up + 2 each)
+    assert model.sizes[:9] == [1] * 5 + [2] * 4  # the image, then 1 and 2 measured (warm-up + 3 each)
     assert first.batch_size == 1 and first.to_dict()["batch_size"] == 1
     model.sizes.clear()
     second = sedc.explain(image, model, seg, mode=zeros_fill)

@@ -1,66 +1,20 @@
-"""Model evaluation: validated forward passes, batch-size tuning and out-of-memory recovery."""
+"""Model evaluation: validated forward passes, batch sizes (:mod:`sedc.core.batching`) and
+out-of-memory recovery."""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Callable
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import torch
 
-from ..base.errors import InputError, OutOfMemoryError
+from ..base.errors import InputError
 from ..base.outputs import to_scores
+from .batching import BatchSizer, SizeKey, recall_sizes, remember_sizes
 from .search import Scores
 
 Classifier = Callable[[torch.Tensor], Any]
-SizeKey = tuple[str, tuple[int, ...], bool, bool]
-"""Where a batch size was measured: ``(device, (C, H, W), channels_last, autocast)``."""
-
-CPU_MAX_BATCH = 64
-CUDA_MAX_BATCH = 1024
-CPU_START_BATCH = 1  # auto measures 1, then 2, before judging growth: either can be fastest on a CPU
-CUDA_START_BATCH = 16
-
-_SETTLED: WeakKeyDictionary = WeakKeyDictionary()
-# classifier -> {SizeKey: the size "auto" settled on}. Keyed weakly: a record lives exactly as long
-# as the classifier object the user holds, and dies with it (see recall_batch_size).
-
-
-def recall_batch_size(classifier: Any, key: SizeKey) -> int | None:
-    """The batch size ``"auto"`` settled on for ``classifier`` under ``key`` in this process.
-
-    Parameters
-    ----------
-    classifier : object
-        The classifier object itself (a module, an ``OnnxClassifier``, a callable): a record
-        belongs to that object, not to its architecture or weights, and is dropped with it.
-    key : tuple
-        ``(device, (C, H, W), channels_last, autocast)``: a size is reused only where it was
-        measured.
-
-    Returns
-    -------
-    int or None
-        None when nothing was settled yet, or when ``classifier`` cannot be weakly referenced
-        or hashed (nothing is remembered for such a classifier).
-    """
-    try:
-        return _SETTLED.get(classifier, {}).get(key)
-    except TypeError:
-        return None
-
-
-def remember_batch_size(classifier: Any, key: SizeKey, size: int) -> None:
-    """Record ``size`` as what ``"auto"`` settled on for ``classifier`` under ``key``.
-
-    See :func:`recall_batch_size`; a classifier that cannot be weakly referenced or hashed is
-    skipped.
-    """
-    try:
-        _SETTLED.setdefault(classifier, {})[key] = int(size)
-    except TypeError:
-        pass
 
 
 def as_scores(output: Any, batch: int) -> torch.Tensor:
@@ -86,109 +40,6 @@ def is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
 
 
-class BatchSizer:
-    """Chooses batch sizes: fixed, or ``"auto"`` (the fastest per image, measured on the search's own batches).
-
-    ``"auto"`` on a CPU measures a batch of 1, then of 2, then doubles while the time per image
-    keeps dropping by at least ``min_gain`` against every smaller size; on CUDA it starts at 16
-    and doubles the same way. It then settles on the fastest size seen (which may be 1 on a CPU).
-    Each size is judged by the best of ``samples`` full batches after one warm-up batch, which
-    keeps a noisy machine from stopping the growth early. The measured batches are real work of
-    the search: nothing is evaluated twice or thrown away. An out-of-memory error halves the
-    size and caps it (see :meth:`shrink`).
-
-    A size settled on before, for the same classifier object where it was measured
-    (:func:`recall_batch_size`), is taken with :meth:`adopt`: the search then starts at it and
-    measures nothing.
-
-    Parameters
-    ----------
-    batch_size : int or "auto"
-    device : torch.device
-    max_batch : int, optional
-        Upper bound (for example a memory cap); defaults depend on the device.
-    min_gain : float
-        Relative per-image time improvement needed to keep growing.
-    samples : int
-        Full batches measured per size.
-    """
-
-    def __init__(self, batch_size: int | str, device: torch.device, max_batch: int | None = None,
-                 min_gain: float = 0.05, samples: int = 2) -> None:
-        self.auto = batch_size == "auto"
-        default_cap = CUDA_MAX_BATCH if device.type == "cuda" else CPU_MAX_BATCH
-        self.cap = max_batch or (default_cap if self.auto else int(batch_size))
-        start = CUDA_START_BATCH if device.type == "cuda" else CPU_START_BATCH
-        self.size = min(start, self.cap) if self.auto else min(int(batch_size), self.cap)
-        self.settled = not self.auto
-        self.min_gain = min_gain
-        self.samples = samples
-        self.per_image: dict[int, float] = {}
-        self._seen: list[float] = []
-        self._warm = False
-
-    @property
-    def fresh(self) -> bool:
-        """Whether ``"auto"`` has measured nothing yet (no batch recorded at its size)."""
-        return self.auto and not self.settled and not self._warm and not self.per_image
-
-    def adopt(self, size: int) -> None:
-        """Settle on ``size`` (within the cap) without measuring: a size remembered from before.
-
-        Only a :attr:`fresh` ``"auto"`` sizer adopts; otherwise this does nothing.
-        """
-        if self.fresh:
-            self.size, self.settled = max(1, min(int(size), self.cap)), True
-
-    def record(self, n: int, seconds: float) -> None:
-        """Record that a batch of ``n`` images took ``seconds`` (composing it and the model)."""
-        if self.settled or n != self.size:
-            return
-        if not self._warm:  # the first full batch of a new shape pays one-off costs
-            self._warm = True
-            return
-        self._seen.append(seconds / n)
-        if len(self._seen) < self.samples:
-            return
-        self.per_image[n], self._seen = min(self._seen), []
-        self._next(n)
-
-    def _next(self, n: int) -> None:
-        """After size ``n`` is measured: double it, or settle on the fastest size seen."""
-        best = min(self.per_image, key=self.per_image.get)
-        if self.size * 2 <= self.cap and (n == 1 or best == n and self._improved(n)):
-            self.size *= 2  # 1 always goes on to 2: one size alone says nothing about the trend
-            self._warm = False
-        else:
-            self.size, self.settled = best, True
-
-    def chunk(self, available: int) -> int:
-        """How many of ``available`` candidates to put in the next batch.
-
-        While measuring, exactly the size being measured. Once settled, the candidates are split
-        into equal batches no larger than the size (33 at size 8 gives 7+7+7+6+6, not 8+8+8+8+1:
-        a lone remainder is the slowest batch per image).
-        """
-        if not self.settled or available <= self.size:
-            return min(self.size, available)
-        batches = -(-available // self.size)
-        return -(-available // batches)
-
-    def _improved(self, n: int) -> bool:
-        smaller = [v for k, v in self.per_image.items() if k < n]
-        return not smaller or self.per_image[n] < (1 - self.min_gain) * min(smaller)
-
-    def shrink(self) -> int:
-        """Halve after an out-of-memory error; returns the new size (raises when already 1)."""
-        if self.size <= 1:
-            raise OutOfMemoryError("the model ran out of device memory on a batch of one image")
-        self.size = max(1, self.size // 2)
-        self.cap = self.size
-        self._seen = []
-        self.per_image = {k: v for k, v in self.per_image.items() if k <= self.size}
-        return self.size
-
-
 class Evaluator:
     """Runs a classifier on candidate batches under ``torch.inference_mode``.
 
@@ -210,11 +61,12 @@ class Evaluator:
 
     Notes
     -----
-    With ``batch_size="auto"``, the first batch (the unperturbed image) looks up the size
-    ``"auto"`` settled on for this classifier object on the same device, image shape, memory
-    format and autocast setting (:func:`recall_batch_size`); when there is one, the sizer starts
-    there and measures nothing. A size the sizer settles on (or shrinks to after running out of
-    memory) is remembered the same way for the next call.
+    With ``batch_size="auto"``, the first batch (the unperturbed image) looks up what ``"auto"``
+    learned for this classifier object on the same device, image shape, memory format and
+    autocast setting (:func:`~sedc.core.batching.recall_sizes`): a settled size is used at once
+    and nothing is measured; an unfinished measurement goes on. What the sizer learns (each size
+    measured, the size it settles on or shrinks to after running out of memory) is kept the
+    same way for the next call.
     """
 
     def __init__(self, classifier: Classifier, device: torch.device, batch_size: int | str = "auto",
@@ -249,17 +101,17 @@ class Evaluator:
         return scores
 
     def _recall(self, batch: torch.Tensor) -> None:
-        """Set :attr:`size_key` from the first batch; a fresh ``"auto"`` sizer adopts the size remembered there."""
+        """Set :attr:`size_key` from the first batch; a fresh ``"auto"`` sizer adopts what was learned there."""
         self.size_key = (str(self.device), tuple(int(d) for d in batch.shape[1:]), self.channels_last,
                          self.autocast)
-        remembered = recall_batch_size(self.classifier, self.size_key) if self.sizer.fresh else None
-        if remembered is not None:
-            self.sizer.adopt(remembered)
+        learned = recall_sizes(self.classifier, self.size_key) if self.sizer.fresh else None
+        if learned is not None:
+            self.sizer.adopt(learned)
 
     def _remember(self) -> None:
-        """Remember the size of a settled ``"auto"`` sizer for the next call on this classifier."""
-        if self.sizer.auto and self.sizer.settled and self.size_key is not None:
-            remember_batch_size(self.classifier, self.size_key, self.sizer.size)
+        """Keep what an ``"auto"`` sizer learned for the next call on this classifier."""
+        if self.sizer.auto and self.size_key is not None and (self.sizer.settled or self.sizer.per_image):
+            remember_sizes(self.classifier, self.size_key, self.sizer.learned())
 
     def score(self, batch: torch.Tensor, original: torch.Tensor, target: torch.Tensor,
               started: float | None = None) -> Scores:
@@ -274,9 +126,9 @@ class Evaluator:
         self.model_time += end - start
         self.n_images += batch.shape[0]
         self.n_calls += 1
-        settled = self.sizer.settled
+        measured = len(self.sizer.per_image), self.sizer.settled
         self.sizer.record(batch.shape[0], end - (start if started is None else started))
-        if self.sizer.settled and not settled:
+        if (len(self.sizer.per_image), self.sizer.settled) != measured:
             self._remember()
         return picked
 

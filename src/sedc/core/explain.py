@@ -48,7 +48,7 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
         ``"random"``, ``"inpaint"``, ``"inpaint_telea"``, ``"harmonic"``, a callable
         ``(image, segmentation) -> fill`` or a fill image), ``target`` (SEDC-T toward this
         class), ``batch_size`` (``"auto"``: measured on the search's own batches and remembered
-        for this classifier object, see :class:`~sedc.core.evaluation.BatchSizer`; or an int;
+        for this classifier object, see :class:`~sedc.core.batching.BatchSizer`; or an int;
         ``Explanation.batch_size`` says what was used), ``max_time`` (seconds), ``max_evals``
         (model evaluations, the unperturbed image included), ``seed`` (of the ``random`` fill),
         ``prune`` (drop segments while the class stays changed), ``autocast`` (CUDA float16),
