@@ -1,16 +1,17 @@
 """The overhead case: what ``sedc.explain`` pays per model evaluation against the model alone.
 
 For each runtime (torch, and ONNX Runtime on the CPU where it is installed), interleaved rounds
-of two measurements, after ``ctx.warmup_rounds`` warm-up rounds:
+after ``ctx.warmup_rounds`` warm-up rounds; in a round, for each photo in turn, two
+measurements, so that both see the same moment of a shared machine:
 
-- **the model alone**: the runtime's own forward calls on a batch of the first photo repeated,
-  at each batch size of :data:`ALONE_BATCHES`, the best of :data:`ALONE_CALLS` calls each; its
-  *best per-image cost* is the cheapest of those sizes (ONNX Runtime: ``session.run`` on a
-  contiguous float32 array; torch: the module under ``inference_mode``, in the memory format
-  ``explain`` feeds it);
+- **the model alone**: the runtime's own forward calls on a batch of that photo repeated, at
+  each batch size of :data:`ALONE_BATCHES`, the best of :data:`ALONE_CALLS` calls each (after
+  one more); the round's figure for a size is the median over the photos (ONNX Runtime:
+  ``session.run`` on a contiguous float32 array; torch: the module under ``inference_mode``, in
+  the memory format ``explain`` feeds it);
 - **explain**: ``sedc.explain`` with its defaults (``batch_size="auto"``, the ``verify``
-  check) on every photo, one classifier object for all rounds, as a user would call it; its
-  cost per evaluation is the round's seconds over every evaluation it made (the checks' too).
+  check) on that photo, one classifier object for all rounds, as a user would call it; the
+  round's cost per evaluation is its seconds over every evaluation it made (the checks' too).
 
 The ratio is the model's best per-image cost alone (the batch size whose median over the
 rounds is lowest) over explain's median cost per evaluation: 1.0 means explain costs nothing
@@ -47,7 +48,7 @@ def case_overhead(ctx: Context) -> dict:
     runs: dict[str, list[dict]] = {name: [] for name in runtimes}
     for r in rounds:
         for name, classifier in runtimes.items():
-            run = {"round": r, "alone": time_alone(classifier, ctx), **time_explain(classifier, ctx)}
+            run = {"round": r, **time_round(classifier, ctx)}
             runs[name].append(run)
             ctx.print(f"  {'warm-up' if r < 0 else f'round {r}':<8} {name:<12} alone "
                       + " / ".join(f"{1000 * run['alone'][b]:.2f}" for b in ALONE_BATCHES)
@@ -86,9 +87,27 @@ def fresh_copy(classifier: Any) -> Any:
     return copy.deepcopy(classifier)
 
 
-def time_alone(classifier: Any, ctx: Context) -> dict[int, float]:
+def time_round(classifier: Any, ctx: Context) -> dict[str, Any]:
+    """One round: for each photo, the model alone (:func:`time_alone`), then explain on it."""
+    from ..core.explain import explain
+
+    alone: dict[int, list[float]] = {size: [] for size in ALONE_BATCHES}
+    seconds, evaluations, sizes = 0.0, 0, []
+    for photo in ctx.photos:
+        tensor = photo.to(ctx.device).tensor
+        for size, cost in time_alone(classifier, tensor, ctx).items():
+            alone[size].append(cost)
+        start = time.perf_counter()
+        e = explain(tensor, classifier, photo.segments, mode=ctx.modes[0], device=ctx.device)
+        seconds += time.perf_counter() - start
+        evaluations += e.n_evaluations + e.n_check_evaluations
+        sizes.append(e.batch_size)
+    return {"alone": {size: statistics.median(costs) for size, costs in alone.items()}, "seconds": seconds,
+            "evaluations": evaluations, "per_evaluation": seconds / evaluations, "batch_sizes": sizes}
+
+
+def time_alone(classifier: Any, image: torch.Tensor, ctx: Context) -> dict[int, float]:
     """Best seconds per image of the runtime's own forward call at each batch size of :data:`ALONE_BATCHES`."""
-    image = ctx.photos[0].to(ctx.device).tensor
     call = forward_call(classifier, ctx)
     out = {}
     for size in ALONE_BATCHES:
@@ -125,22 +144,6 @@ def forward_call(classifier: Any, ctx: Context) -> Callable[[torch.Tensor], Call
             return out
         return run
     return module
-
-
-def time_explain(classifier: Any, ctx: Context) -> dict[str, Any]:
-    """One explain per photo with the defaults: seconds, evaluations and the batch sizes used."""
-    from ..core.explain import explain
-
-    seconds, evaluations, sizes = 0.0, 0, []
-    for photo in ctx.photos:
-        tensor = photo.to(ctx.device).tensor
-        start = time.perf_counter()
-        e = explain(tensor, classifier, photo.segments, mode=ctx.modes[0], device=ctx.device)
-        seconds += time.perf_counter() - start
-        evaluations += e.n_evaluations + e.n_check_evaluations
-        sizes.append(e.batch_size)
-    return {"seconds": seconds, "evaluations": evaluations, "per_evaluation": seconds / evaluations,
-            "batch_sizes": sizes}
 
 
 def time_many(classifier: Any, ctx: Context) -> dict[str, Any]:
