@@ -13,6 +13,7 @@ from helpers.bench import tiny_context
 from helpers.models import stripe_model
 from torch import nn
 
+import sedc
 from sedc.benchmark import Answer, RunRecord, cases, measure, report
 from sedc.cli import benchmark as command
 
@@ -291,6 +292,27 @@ def test_machine_info(monkeypatch):
     assert info["device"] == "cpu" and info["cudnn"] is None
     text = report.format_machine(info)
     assert "4099 CPU cores (os.cpu_count), 37 torch threads" in text and info["cpu_model"] in text
+    flags = info["cpu_flags"]  # None only where /proc/cpuinfo cannot be read
+    assert flags is None or (set(flags) == set(report.CPU_FLAGS) and ("avx512f" in text))
+    info["cpu_flags"] = {"avx2": True, "fma": True, "avx512f": False}
+    assert "(avx2, fma, no avx512f)" in report.format_machine(info)
+
+
+def test_overhead_case_with_tiny_model():
+    from sedc.benchmark import overhead
+
+    ctx = tiny_context(["explain"])
+    ctx.models["onnxruntime"] = measure.TimedModel(sedc.accelerate(ctx.models["default"].module, (3, 24, 24)))
+    section = overhead.case_overhead(ctx)
+    assert section["ok"] and set(section["summary"]) == {"onnxruntime", "torch"}
+    for name, s in section["summary"].items():
+        assert s["ratio"] > 0 and s["alone_best"] > 0 and s["explain_per_evaluation"] > 0
+        assert set(s["alone_per_image"]) == set(overhead.ALONE_BATCHES)
+        assert all(size >= 1 for sizes in s["explain_batch_sizes"] for size in sizes)
+        assert len(s["explain_many_batch_sizes"]) == len(ctx.photos)
+        assert len(section["runs"][name]) == ctx.warmup_rounds + ctx.repeats
+    assert "OVERHEAD" in ctx.out.getvalue() and "target >= 0.9 on ONNX Runtime" in ctx.out.getvalue()
+    json.dumps(section, default=str)
 
 
 # --------------------------------------------------------------------------------------------

@@ -132,3 +132,19 @@ def test_custom_fill_callable_and_ready_fill(coffee32, seg32, seg4):
         def bad(image, segments):
             return torch.zeros(1, 3, 8, 8)
         sedc.explain(coffee32, SeededConvNet(), seg32, mode=bad)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_cpu_composer_builds_the_device_path_s_batches_bit_for_bit(channels_last):
+    from sedc.core.perturbation import Composer, segment_index
+
+    gen = torch.Generator().manual_seed(3)
+    image, fill = torch.rand(1, 3, 24, 40, generator=gen), torch.rand(1, 3, 24, 40, generator=gen)
+    labels, index = segment_index(np.repeat(np.arange(30), 32).reshape(24, 40) * 7, torch.device("cpu"))
+    composer = Composer(image, fill, index, len(labels), channels_last=channels_last)
+    rng = np.random.default_rng(0)
+    for sets in ([0], [1 << 29], [int(rng.integers(0, 1 << 30)) for _ in range(5)]):
+        host, device = composer.compose(sets), composer.compose_device(sets)  # compose is numpy on the CPU
+        assert torch.equal(host, device) and host.dtype == device.dtype == torch.float32
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        assert host.is_contiguous(memory_format=layout)  # ready for the model: no copy on the way

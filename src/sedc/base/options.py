@@ -76,7 +76,8 @@ class ExplainOptions:
     target : int, optional
         SEDC-T target class; None runs plain SEDC.
     batch_size : int or "auto"
-        Candidates per model call; ``"auto"`` (any case) measures and settles on the fastest size.
+        Candidates per model call; ``"auto"`` (any case) measures and settles on the fastest size
+        (1, 2, 4, ... on a CPU), and remembers it for the classifier object.
     max_time : float, optional
         Seconds after which a search stops (``stop_reason="max_time"``); None: no limit.
     max_evals : int, optional

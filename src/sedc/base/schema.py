@@ -31,6 +31,8 @@ EXPLANATION_FIELDS: dict[str, tuple[str, str]] = {
     "n_segments_total": ("n_segments", "number of regions in the image"),
     "n_evaluations": ("n_evaluations", "model evaluations, the unperturbed image included"),
     "n_model_calls": ("n_model_calls", "model calls (batches) the search took part in, the image's included"),
+    "batch_size": ("batch_size", "candidates per model call at the end of the search (what batch_size "
+                   "\"auto\" settled on, or the size given)"),
     "elapsed_s": ("elapsed", "seconds of search"),
     "mode": ("mode", "what removed regions became"),
     "search": ("search", "the search strategy: exact, fast or beam(W) with its width W"),
@@ -76,8 +78,8 @@ RUN_FIELDS: dict[str, str] = {
 
 ROW_ORDER = ("image", "found", "original_class", "original_label", "original_score", "true_class",
              "true_label", "correct", "new_class", "new_label", "new_score", "original_class_score",
-             "removed", "n_segments_total", "n_evaluations", "n_model_calls", "elapsed_s", "mode",
-             "search", "stop_reason",
+             "removed", "n_segments_total", "n_evaluations", "n_model_calls", "batch_size", "elapsed_s",
+             "mode", "search", "stop_reason",
              "target", "target_label", "target_setting", "figure", "model", "segmentation", "runtime",
              "preprocessing")
 # The checks after the search close each row.

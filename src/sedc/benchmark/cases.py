@@ -1,5 +1,6 @@
-"""The benchmark cases: comparison, scaling, throughput, inpaint and search (a function each, in
-:data:`CASES`; search lives in :mod:`sedc.benchmark.search`)."""
+"""The benchmark cases: comparison, scaling, throughput, inpaint, search and overhead (a function
+each, in :data:`CASES`; search lives in :mod:`sedc.benchmark.search`, overhead in
+:mod:`sedc.benchmark.overhead`)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from .report import (
     plot_scaling,
     summarize,
 )
+from .overhead import case_overhead
 from .search import case_search
 
 # --------------------------------------------------------------------------------------------
@@ -342,4 +344,5 @@ CASES: dict[str, tuple[Callable[[Context], dict], Callable[[dict, Sequence[Any]]
     "throughput": (case_throughput, None, 0),
     "inpaint": (case_inpaint, None, 0),
     "search": (case_search, None, 0),
+    "overhead": (case_overhead, None, 0),
 }

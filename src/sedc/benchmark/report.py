@@ -235,10 +235,28 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+CPU_FLAGS = ("avx2", "fma", "avx512f")
+"""The vector extensions that decide a CPU runtime's kernels (ONNX Runtime, oneDNN)."""
+
+
+def _cpu_flags() -> dict[str, bool] | None:
+    """Which of :data:`CPU_FLAGS` the CPU has (``/proc/cpuinfo``); None where that cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return {flag: flag in have for flag in CPU_FLAGS}
+    except OSError:
+        pass
+    return None
+
+
 def machine_info(device: torch.device) -> dict:
-    """CPU, cores, threads, library versions and the device name."""
+    """CPU (model and vector extensions), cores, threads, library versions and the device name."""
     info: dict[str, Any] = {
         "cpu_model": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(),
@@ -253,6 +271,11 @@ def machine_info(device: torch.device) -> dict:
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     try:
+        import onnxruntime
+        info["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        info["onnxruntime"] = None
+    try:
         from .. import __version__
         info["sedc"] = __version__
     except ImportError:  # pragma: no cover
@@ -265,14 +288,18 @@ def machine_info(device: torch.device) -> dict:
 
 def format_machine(info: dict) -> str:
     load = info.get("load_average")
+    flags = info.get("cpu_flags")
+    extensions = "" if not flags else " (" + ", ".join(
+        flag if has else f"no {flag}" for flag, has in flags.items()) + ")"
     return "\n".join([
-        f"Machine: {info['cpu_model']}; {info['cpu_count']} CPU cores (os.cpu_count), "
+        f"Machine: {info['cpu_model']}{extensions}; {info['cpu_count']} CPU cores (os.cpu_count), "
         f"{info['torch_threads']} torch threads"
         + (f", load average {load[0]:.2f}" if load else ""),
         f"Device:  {info['device']} = {info['device_name']}"
         + (f" (CUDA {info['cuda']}, cuDNN {info['cudnn']})" if info["device"].startswith("cuda") else ""),
-        f"Software: torch {info['torch']}, numpy {info['numpy']}, python {info['python']}, "
-        f"sedc {info.get('sedc')}",
+        f"Software: torch {info['torch']}, numpy {info['numpy']}, python {info['python']}"
+        + (f", onnxruntime {info['onnxruntime']}" if info.get("onnxruntime") else "")
+        + f", sedc {info.get('sedc')}",
     ])
 
 

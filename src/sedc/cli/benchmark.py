@@ -27,6 +27,11 @@ Cases (a function each, registered in :data:`CASES`; ``--cases`` picks them):
 The JSON (``--json``) is written after each case, so a run cut short keeps the finished cases
 (``"complete": false`` until the last one).
 
+``overhead`` (``--overhead``)
+    ``sedc.explain``'s cost per model evaluation against the model alone at its best batch size,
+    for torch and ONNX Runtime, interleaved, and the batch size ``"auto"`` picks in ``explain``
+    and ``explain_many`` (:mod:`sedc.benchmark.overhead`).
+
 ``search`` (``--search``)
     The search strategies (exact, fast, beam(2), beam(4)) on scikit-image photos at quickshift and
     SLIC ~100 segments: found, k against exact's, evaluations, model calls, estimated time
@@ -131,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--throughput", action="store_true",
                    help="also run the throughput case: --throughput-images images, images per minute for an "
                         "explain loop, explain_many and two worker processes")
+    p.add_argument("--overhead", action="store_true",
+                   help="also run the overhead case: explain's cost per model evaluation against the model "
+                        "alone at its best batch size, per runtime, and the batch size auto picks")
     p.add_argument("--throughput-images", type=positive_int, default=THROUGHPUT_IMAGES, metavar="N",
                    help=f"images in the throughput case (default: {THROUGHPUT_IMAGES})")
     p.add_argument("--throughput-repeats", type=positive_int, default=1,
@@ -212,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases.append("scaling")
     if args.throughput and "throughput" not in cases:
         cases.append("throughput")
+    if args.overhead and "overhead" not in cases:
+        cases.append("overhead")
     unknown = [c for c in cases if c not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")

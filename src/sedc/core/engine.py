@@ -50,6 +50,8 @@ class Job:
     ``n_model_calls`` counts the model batches this job was fed from, the unperturbed image's
     included: a batch shared with other jobs counts once for each of them, a step split over
     several batches counts each (a batch retried in parts after running out of memory, once).
+    ``batch_size`` is the evaluator's batch size after the job's last batch (see
+    :attr:`sedc.Explanation.batch_size`).
     """
 
     prepared: Prepared
@@ -63,6 +65,7 @@ class Job:
     original_score: float = float("nan")
     n_evaluations: int = 0
     n_model_calls: int = 0
+    batch_size: int = 0
     finished: float | None = None
 
     def __post_init__(self) -> None:
@@ -218,6 +221,7 @@ def evaluate_batch(batch: list[tuple[Job, list[int]]], evaluator: Evaluator) -> 
         job, sets = batch[0]
         scores = evaluator.score_sets(job.prepared.composer.compose, sets, originals[0], targets[0])
         job.feed(sets, scores)
+        job.batch_size = evaluator.sizer.size
         return
     flat = [(k, s) for k, (_, sets) in enumerate(batch) for s in sets]
 
@@ -236,6 +240,7 @@ def evaluate_batch(batch: list[tuple[Job, list[int]]], evaluator: Evaluator) -> 
     start = 0
     for job, sets in batch:
         job.feed(sets, scores.slice(start, start + len(sets)))
+        job.batch_size = evaluator.sizer.size
         start += len(sets)
 
 
@@ -247,6 +252,7 @@ def evaluate_originals(jobs: Sequence[Job], evaluator: Evaluator) -> None:
             raise InputError(f"target must be a class index in 0..{row.shape[0] - 1}; got {job.target}")
         predicted = int(row.argmax())
         target = predicted if job.target is None else job.target
+        job.batch_size = evaluator.sizer.size
         job.start(Scores(np.array([predicted]), np.array([float(row[predicted])]),
                          np.array([float(row[predicted])]), np.array([float(row[target])])))
 
@@ -278,13 +284,19 @@ def finish(job: Job) -> Explanation:
         perturbed_image=perturbed, explanation_image=explanation_image.astype(np.float32),
         image=image_cpu, segmentation=prepared.segmentation,
         search=search_name(job.options.search, job.options.beam_width), n_model_calls=job.n_model_calls,
+        batch_size=job.batch_size,
     )
 
 
-def make_evaluator(classifier: Any, device: torch.device, options: ExplainOptions) -> Evaluator:
-    """The :class:`Evaluator` that runs ``classifier`` on ``device`` as ``options`` say."""
+def make_evaluator(classifier: Any, device: torch.device, options: ExplainOptions,
+                   channels_last: bool = False) -> Evaluator:
+    """The :class:`Evaluator` that runs ``classifier`` on ``device`` as ``options`` say.
+
+    ``channels_last`` says whether the batches will be composed in channels-last memory format
+    (:func:`use_channels_last`); it is part of where a remembered batch size applies.
+    """
     return Evaluator(classifier, device, options.batch_size, autocast=options.autocast,
-                     max_batch=options.max_batch)
+                     max_batch=options.max_batch, channels_last=channels_last)
 
 
 def make_job(image: Any, segmentation: Any, options: ExplainOptions, device: torch.device,

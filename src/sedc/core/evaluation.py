@@ -1,4 +1,5 @@
-"""Model evaluation: validated forward passes, batch-size tuning and out-of-memory recovery."""
+"""Model evaluation: validated forward passes, batch sizes (:mod:`sedc.core.batching`) and
+out-of-memory recovery."""
 
 from __future__ import annotations
 
@@ -8,16 +9,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..base.errors import InputError, OutOfMemoryError
+from ..base.errors import InputError
 from ..base.outputs import to_scores
+from .batching import BatchSizer, SizeKey, recall_sizes, remember_sizes
 from .search import Scores
 
 Classifier = Callable[[torch.Tensor], Any]
-
-CPU_MAX_BATCH = 64
-CUDA_MAX_BATCH = 1024
-CPU_START_BATCH = 2  # auto starts here: batches of 1 are the slowest per image on every CPU measured
-CUDA_START_BATCH = 16
 
 
 def as_scores(output: Any, batch: int) -> torch.Tensor:
@@ -43,91 +40,11 @@ def is_out_of_memory(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
 
 
-class BatchSizer:
-    """Chooses batch sizes: fixed, or ``"auto"`` (grow while throughput improves).
-
-    ``"auto"`` starts small (2 on CPU, 16 on CUDA) and doubles while the time per image keeps dropping by at least
-    ``min_gain``, then settles on the fastest size seen. Each size is judged by the best of
-    ``samples`` full batches (after one warm-up batch), which keeps a noisy machine from
-    stopping the growth early. An out-of-memory error halves the size and caps it
-    (see :meth:`shrink`).
-
-    Parameters
-    ----------
-    batch_size : int or "auto"
-    device : torch.device
-    max_batch : int, optional
-        Upper bound (for example a memory cap); defaults depend on the device.
-    min_gain : float
-        Relative per-image time improvement needed to keep growing.
-    samples : int
-        Full batches measured per size.
-    """
-
-    def __init__(self, batch_size: int | str, device: torch.device, max_batch: int | None = None,
-                 min_gain: float = 0.05, samples: int = 2) -> None:
-        self.auto = batch_size == "auto"
-        default_cap = CUDA_MAX_BATCH if device.type == "cuda" else CPU_MAX_BATCH
-        self.cap = max_batch or (default_cap if self.auto else int(batch_size))
-        start = CUDA_START_BATCH if device.type == "cuda" else CPU_START_BATCH
-        self.size = min(start, self.cap) if self.auto else min(int(batch_size), self.cap)
-        self.settled = not self.auto
-        self.min_gain = min_gain
-        self.samples = samples
-        self.per_image: dict[int, float] = {}
-        self._seen: list[float] = []
-        self._warm = False
-
-    def record(self, n: int, seconds: float) -> None:
-        """Record that a batch of ``n`` images took ``seconds`` in the model."""
-        if self.settled or n != self.size:
-            return
-        if not self._warm:  # the first full batch of a new shape pays one-off costs
-            self._warm = True
-            return
-        self._seen.append(seconds / n)
-        if len(self._seen) < self.samples:
-            return
-        self.per_image[n], self._seen = min(self._seen), []
-        best = min(self.per_image, key=self.per_image.get)
-        if best == n and self.size * 2 <= self.cap and self._improved(n):
-            self.size *= 2
-            self._warm = False
-        else:
-            self.size, self.settled = best, True
-
-    def chunk(self, available: int) -> int:
-        """How many of ``available`` candidates to put in the next batch.
-
-        While measuring, exactly the size being measured. Once settled, the candidates are split
-        into equal batches no larger than the size (33 at size 8 gives 7+7+7+6+6, not 8+8+8+8+1:
-        a lone remainder is the slowest batch per image).
-        """
-        if not self.settled or available <= self.size:
-            return min(self.size, available)
-        batches = -(-available // self.size)
-        return -(-available // batches)
-
-    def _improved(self, n: int) -> bool:
-        smaller = [v for k, v in self.per_image.items() if k < n]
-        return not smaller or self.per_image[n] < (1 - self.min_gain) * min(smaller)
-
-    def shrink(self) -> int:
-        """Halve after an out-of-memory error; returns the new size (raises when already 1)."""
-        if self.size <= 1:
-            raise OutOfMemoryError("the model ran out of device memory on a batch of one image")
-        self.size = max(1, self.size // 2)
-        self.cap = self.size
-        self._seen = []
-        self.per_image = {k: v for k, v in self.per_image.items() if k <= self.size}
-        return self.size
-
-
 class Evaluator:
     """Runs a classifier on candidate batches under ``torch.inference_mode``.
 
     Each call makes one host synchronisation: the per-candidate predicted class and the scores the
-    search needs are gathered on the device and copied back together.
+    search needs are gathered on the device and copied back together (:func:`pick_scores`).
 
     Parameters
     ----------
@@ -137,14 +54,29 @@ class Evaluator:
     batch_size : int or "auto"
     autocast : bool
         Run the model under ``torch.autocast`` (CUDA: float16).
+    max_batch : int, optional
+        Upper bound of the batch size.
+    channels_last : bool
+        Whether the batches come in channels-last memory format (part of where a size was measured).
+
+    Notes
+    -----
+    With ``batch_size="auto"``, the first batch (the unperturbed image) looks up what ``"auto"``
+    learned for this classifier object on the same device, image shape, memory format and
+    autocast setting (:func:`~sedc.core.batching.recall_sizes`): a settled size is used at once
+    and nothing is measured; an unfinished measurement goes on. What the sizer learns (each size
+    measured, the size it settles on or shrinks to after running out of memory) is kept the
+    same way for the next call.
     """
 
     def __init__(self, classifier: Classifier, device: torch.device, batch_size: int | str = "auto",
-                 autocast: bool = False, max_batch: int | None = None) -> None:
+                 autocast: bool = False, max_batch: int | None = None, channels_last: bool = False) -> None:
         self.classifier = classifier
         self.device = device
         self.sizer = BatchSizer(batch_size, device, max_batch=max_batch)
         self.autocast = autocast
+        self.channels_last = channels_last
+        self.size_key: SizeKey | None = None
         self.model_time = 0.0
         self.n_images = 0
         self.n_calls = 0
@@ -152,6 +84,8 @@ class Evaluator:
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Validated (B, K) float scores of ``batch``, on the device (no synchronisation)."""
+        if self.size_key is None:
+            self._recall(batch)
         with torch.inference_mode():
             if self.autocast and self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.float16):
@@ -166,32 +100,50 @@ class Evaluator:
                              f"{self.n_classes}; the number of classes must not change")
         return scores
 
-    def score(self, batch: torch.Tensor, original: torch.Tensor, target: torch.Tensor) -> Scores:
-        """Scores of a composed batch, with per-row original and target classes (long tensors)."""
+    def _recall(self, batch: torch.Tensor) -> None:
+        """Set :attr:`size_key` from the first batch; a fresh ``"auto"`` sizer adopts what was learned there."""
+        self.size_key = (str(self.device), tuple(int(d) for d in batch.shape[1:]), self.channels_last,
+                         self.autocast)
+        learned = recall_sizes(self.classifier, self.size_key) if self.sizer.fresh else None
+        if learned is not None:
+            self.sizer.adopt(learned)
+
+    def _remember(self) -> None:
+        """Keep what an ``"auto"`` sizer learned for the next call on this classifier."""
+        if self.sizer.auto and self.size_key is not None and (self.sizer.settled or self.sizer.per_image):
+            remember_sizes(self.classifier, self.size_key, self.sizer.learned())
+
+    def score(self, batch: torch.Tensor, original: torch.Tensor, target: torch.Tensor,
+              started: float | None = None) -> Scores:
+        """Scores of a composed batch, with per-row original and target classes (long tensors).
+
+        ``started`` is when composing the batch began: the sizer judges a size by the time to
+        compose and score its batch, the model's share (:attr:`model_time`) is counted apart.
+        """
         start = time.perf_counter()
-        scores = self.forward(batch)
-        predicted = scores.argmax(dim=1)  # first maximum on ties, like numpy.argmax
-        rows = torch.arange(scores.shape[0], device=scores.device)
-        packed = torch.stack([predicted.to(scores.dtype), scores[rows, predicted],
-                              scores[rows, original], scores[rows, target]])
-        host = packed.cpu().numpy().astype(np.float64)
-        elapsed = time.perf_counter() - start
-        self.model_time += elapsed
+        picked = pick_scores(self.forward(batch), original, target)
+        end = time.perf_counter()
+        self.model_time += end - start
         self.n_images += batch.shape[0]
         self.n_calls += 1
-        self.sizer.record(batch.shape[0], elapsed)
-        return Scores(host[0].astype(np.int64), host[1], host[2], host[3])
+        measured = len(self.sizer.per_image), self.sizer.settled
+        self.sizer.record(batch.shape[0], end - (start if started is None else started))
+        if (len(self.sizer.per_image), self.sizer.settled) != measured:
+            self._remember()
+        return picked
 
     def score_sets(self, compose: Callable[[list], torch.Tensor], sets: list, original: torch.Tensor,
                    target: torch.Tensor) -> Scores:
         """Compose and score ``sets``; on out-of-memory, halve the batch and retry the same sets."""
         try:
-            return self.score(compose(sets), original, target)
+            started = time.perf_counter()
+            return self.score(compose(sets), original, target, started)
         except Exception as err:  # noqa: BLE001 - only OOM is handled, the rest re-raised
             if not is_out_of_memory(err):
                 raise
         _free_cache(self.device)
         self.sizer.shrink()
+        self._remember()
         parts, start = [], 0
         while start < len(sets):  # the size read anew each time: a nested failure shrinks it further
             stop = start + self.sizer.size
@@ -199,6 +151,38 @@ class Evaluator:
             start = stop
         return Scores(*(np.concatenate([getattr(p, f) for p in parts])
                         for f in ("predicted", "top", "original", "target")))
+
+
+def pick_scores(scores: torch.Tensor, original: torch.Tensor, target: torch.Tensor) -> Scores:
+    """Per row: the predicted class (the first maximum on ties), its score, and the scores of
+    the ``original`` and ``target`` classes, as float64 on the host.
+
+    On the CPU numpy picks them from the scores in place (:func:`pick_on_host`: torch's small
+    operations cost more there); elsewhere they are gathered on the device and copied back in
+    one transfer (:func:`pick_on_device`). Both give the same numbers.
+    """
+    if scores.device.type == "cpu":
+        return pick_on_host(scores, original, target)
+    return pick_on_device(scores, original, target)
+
+
+def pick_on_host(scores: torch.Tensor, original: torch.Tensor, target: torch.Tensor) -> Scores:
+    """:func:`pick_scores` with numpy, for CPU tensors."""
+    table = scores.numpy()
+    rows = np.arange(table.shape[0])
+    predicted = table.argmax(axis=1)
+    return Scores(predicted.astype(np.int64), *(table[rows, c].astype(np.float64)
+                                                for c in (predicted, original.numpy(), target.numpy())))
+
+
+def pick_on_device(scores: torch.Tensor, original: torch.Tensor, target: torch.Tensor) -> Scores:
+    """:func:`pick_scores` with torch on the scores' device, and one copy to the host."""
+    predicted = scores.argmax(dim=1)  # first maximum on ties, like numpy.argmax
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    packed = torch.stack([predicted.to(scores.dtype), scores[rows, predicted],
+                          scores[rows, original], scores[rows, target]])
+    host = packed.cpu().numpy().astype(np.float64)
+    return Scores(host[0].astype(np.int64), host[1], host[2], host[3])
 
 
 def _free_cache(device: torch.device) -> None:

@@ -47,7 +47,9 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
         Any :class:`~sedc.ExplainOptions` field: ``mode`` (``"mean"``, ``"blur"`` (default),
         ``"random"``, ``"inpaint"``, ``"inpaint_telea"``, ``"harmonic"``, a callable
         ``(image, segmentation) -> fill`` or a fill image), ``target`` (SEDC-T toward this
-        class), ``batch_size`` (``"auto"`` or an int), ``max_time`` (seconds), ``max_evals``
+        class), ``batch_size`` (``"auto"``: measured on the search's own batches and remembered
+        for this classifier object, see :class:`~sedc.core.batching.BatchSizer`; or an int;
+        ``Explanation.batch_size`` says what was used), ``max_time`` (seconds), ``max_evals``
         (model evaluations, the unperturbed image included), ``seed`` (of the ``random`` fill),
         ``prune`` (drop segments while the class stays changed), ``autocast`` (CUDA float16),
         ``channels_last`` (``"auto"``: on for conv models), ``max_batch`` (memory cap),
@@ -83,8 +85,9 @@ def explain(image: Any, classifier: Any, segmentation: Any = None, options: Expl
     classifier, class_names = split_loaded_model(classifier)
     dev = classifier_device(classifier, device)
     with eval_mode(classifier):  # a model in training mode: evaluated in eval mode, then restored
-        evaluator = make_evaluator(classifier, dev, options)
-        job = make_job(image, segmentation, options, dev, use_channels_last(options, classifier, dev))
+        channels_last = use_channels_last(options, classifier, dev)
+        evaluator = make_evaluator(classifier, dev, options, channels_last)
+        job = make_job(image, segmentation, options, dev, channels_last)
         evaluate_originals([job], evaluator)
         run_jobs([job], evaluator)
         checked = run_checks([job], evaluator, Checker(options, dev))[0]

@@ -202,6 +202,11 @@ class Explanation:
     n_model_calls : int
         Model batches the search was fed from, the unperturbed image's included (with
         ``explain_many``, a batch shared by several images counts once for each).
+    batch_size : int
+        Candidates per model call when the search ended: the ``batch_size`` given, or the size
+        ``batch_size="auto"`` settled on (while it was still measuring, the size it was
+        measuring). With ``explain_many`` the batches are shared by the images explained at once.
+        It depends on the machine's speed, so it can differ between runs; the answer does not.
     """
 
     removed: list[int]
@@ -228,6 +233,7 @@ class Explanation:
     class_names: list[str] | None = field(default=None, repr=False, compare=False)
     search: str = "exact"
     n_model_calls: int = 0
+    batch_size: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The explanation's fields of a result row (:data:`sedc.base.schema.EXPLANATION_FIELDS`):

@@ -228,10 +228,13 @@ def open_session(path: str, threads: int) -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
-    # No busy-waiting between runs: sedc composes each batch with torch between model calls, and
-    # ONNX Runtime's spinning threads then compete with torch's for the same cores. Measured on the
-    # 2-core CI machine (chelsea, 343 evaluations, medians of 3): 2.24 s spinning, 1.38 s not.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Threads busy-wait a moment between runs (ONNX Runtime's default). While sedc composed batches
+    # with torch's OpenMP threads, spinning fought them for the cores (2.24 s spinning, 1.38 s not,
+    # chelsea, 343 evaluations), so it was off. Batches are now composed by numpy on the calling
+    # thread alone, and waking sleeping threads for every operator is what cost: on the 2-core CI
+    # machine, chelsea, blur, batch_size="auto" (4), 6 interleaved rounds, medians: 7.89 ms per
+    # evaluation spinning, 9.22 not; the model alone at batch 4: 7.21 and 7.15 ms per image.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 

@@ -59,12 +59,12 @@ class Runner:
                  window: int | None = None, prefetch_workers: int | None = None) -> None:
         self.classifier = classifier
         self.device = classifier_device(classifier, device)
-        self.evaluator = make_evaluator(classifier, self.device, options)
+        self.channels_last = use_channels_last(options, classifier, self.device)
+        self.evaluator = make_evaluator(classifier, self.device, options, self.channels_last)
         cuda = self.device.type == "cuda"
         self.window = window or (32 if cuda else 1)
         self.prefetch_workers = max(0, int(2 if cuda else 0) if prefetch_workers is None else int(prefetch_workers))
         self.options = options
-        self.channels_last = use_channels_last(options, classifier, self.device)
         self.checker = Checker(options, self.device)
 
     def run(self, tasks: Iterable[Task], segmenter: Callable | None = None,
