@@ -103,7 +103,11 @@ def test_iter_explain_runs_on_the_open_session_and_reports_deaths(cluster):
                                 on_event=events.append, on_error="return"))
     assert_same(results[0], sedc.explain(images[0], TinyNet(), grid(), mode="mean"))
     assert results[1].kind == "worker-died" and "died twice on this image" in results[1].message
-    assert len(events) == 2 and events[-1].given_up == 1  # alone both times: given up at the second
+    # Given up when it dies alone after a death before (scale/recovery.py). Whether a death also
+    # took image 0 down depends on how Ray packed the two images: alone both times (2 events), or
+    # together first (3 events, the first requeueing both); image 0 is answered either way.
+    assert [e.given_up for e in events] in ([0, 1], [0, 0, 1])
+    assert events[0].requeued == len(events) - 1
     assert ray.is_initialized()  # a session opened by the caller is left running
 
 
