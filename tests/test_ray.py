@@ -105,9 +105,9 @@ def test_iter_explain_runs_on_the_open_session_and_reports_deaths(cluster):
     assert results[1].kind == "worker-died" and "died twice on this image" in results[1].message
     # Given up when it dies alone after a death before (scale/recovery.py). Whether a death also
     # took image 0 down depends on how Ray packed the two images: alone both times (2 events), or
-    # together first (3 events, the first requeueing both); image 0 is answered either way.
+    # together at first (then 2 or 3 events); image 0 is answered either way.
     assert [e.given_up for e in events] in ([0, 1], [0, 0, 1])
-    assert events[0].requeued == len(events) - 1
+    assert all(e.requeued >= 1 for e in events[:-1]) and events[-1].requeued == 0
     assert ray.is_initialized()  # a session opened by the caller is left running
 
 
