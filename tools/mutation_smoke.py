@@ -36,7 +36,7 @@ MUTANTS = [
      "        self.done, self.stop_reason = True, reason",
      [f"{PROPS}::test_a_limit_only_truncates_the_evaluated_sets"]),
     ("the pruner does one pass", "core/search.py",
-     "            if self._found and self._next_step():\n                return\n",
+     "        if self._found and self._next_step():\n            return\n",
      "", [f"{PROPS}::test_pruning_ends_on_an_irreducible_counterfactual"]),
     ("the reference expands the tied entry that joined last", "reference/original.py",
      "key=lambda i: (P_sets_to_expand_on[i], -i)", "key=lambda i: (P_sets_to_expand_on[i], i)",
